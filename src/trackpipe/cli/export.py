@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io.store import EventStore
+from ..progress import progress
+
+
+def add_arguments(p) -> None:
+    p.add_argument("store", help="event store directory")
+    p.add_argument("--format", required=True, choices=("trackml", "redvid"), help="output format")
+    p.add_argument("--out", required=True, help="TrackML: output directory; REDVID: output CSV file")
+    p.add_argument("--gzip", action="store_true", help="TrackML: write .csv.gz")
+
+
+def run(args) -> int:
+    store = EventStore(args.store)
+    if args.format == "trackml":
+        from ..io.trackml import write_trackml_event
+
+        for ev in progress(store.iter_events(), total=len(store), desc="export", unit="event"):
+            write_trackml_event(args.out, ev, compress=args.gzip)
+    else:
+        from ..io.redvid import write_redvid_csv
+
+        write_redvid_csv(Path(args.out), store.iter_events())
+    print(f"wrote {len(store)} event(s) to {args.out}")
+    return 0

@@ -1,0 +1,53 @@
+"""Convert external event files into an event store, one event at a time."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import DataError
+from ..progress import progress
+from .store import StoreWriter
+
+log = logging.getLogger(__name__)
+FORMATS = ("trackml", "acts", "redvid")
+
+
+def open_source(fmt: str, src):
+    if fmt == "trackml":
+        from .trackml import TrackMLSource
+        return TrackMLSource(src)
+    if fmt == "acts":
+        from .acts import ACTSSource
+        return ACTSSource(src)
+    if fmt == "redvid":
+        from .redvid import REDVIDSource
+        return REDVIDSource(src)
+    raise DataError(f"unknown input format {fmt!r}; expected one of {list(FORMATS)}")
+
+
+def ingest(fmt: str, src, out, *, skip_bad: bool = False, overwrite: bool = False, max_events: int | None = None,
+           show_progress: bool | None = None) -> dict:
+    """Read every event of `src` and write the store `out`.
+
+    A bad event stops the ingest with its error and nothing is written, unless `skip_bad`: then the
+    event is left out, logged, and listed in the returned summary and the store's manifest.
+    """
+    source = open_source(fmt, src)
+    ids = source.event_ids[:max_events] if max_events else source.event_ids
+    skipped = []
+    meta = {"source": {"format": fmt, "path": str(Path(src))}}
+    with StoreWriter(out, metadata=meta, overwrite=overwrite) as writer:
+        for eid in progress(ids, desc=f"ingest {fmt}", unit="event"):
+            try:
+                event = source.read_event(eid)
+                writer.add_event(event)
+            except DataError as e:
+                if not skip_bad:
+                    raise
+                log.warning("skipped event %s: %s", eid, e)
+                skipped.append({"event_id": int(eid), "error": str(e)})
+        writer.metadata["skipped_events"] = skipped
+        if len(skipped) == len(ids):
+            raise DataError(f"every event was rejected ({len(ids)}); nothing written", file=src)
+    return {"events": len(ids) - len(skipped), "skipped": skipped, "out": str(out)}
