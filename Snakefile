@@ -1,0 +1,24 @@
+# trackpipe: the whole study as one DAG.
+#   snakemake --profile profiles/local                 (embedded default, config/config.yaml)
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

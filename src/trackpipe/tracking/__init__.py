@@ -1,0 +1,1 @@
+"""Turning per-hit model outputs (or geometry, for the classical baseline) into disjoint tracks."""

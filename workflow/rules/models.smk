@@ -1,0 +1,72 @@
+# Models: train (per dataset x model; skipped for trackers that need no training), then predict on test.
+
+
+rule train:
+    wildcard_constraints:
+        model=TRAINED_PATTERN,
+    input:
+        train=f"{RESULTS}/data/{{dataset}}/train",
+        val=f"{RESULTS}/data/{{dataset}}/val",
+    output:
+        directory(f"{RESULTS}/models/{{dataset}}/{{model}}"),
+    params:
+        section=model_section,
+        seed=config["seed"],
+    log:
+        f"{RESULTS}/logs/train/{{dataset}}/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{dataset}}/{{model}}.tsv"
+    threads: config.get("threads", {}).get("train", 2)
+    resources:
+        runtime=lambda wc: config["models"][wc.model].get("runtime", 60),
+        mem_mb=8000,
+        gpu=lambda wc: 1 if config["models"][wc.model].get("gpu", True) else 0,
+    script:
+        "../scripts/train.py"
+
+
+rule predict:
+    input:
+        test=f"{RESULTS}/data/{{dataset}}/test",
+        model=f"{RESULTS}/models/{{dataset}}/{{model}}",
+    output:
+        submission=f"{RESULTS}/predict/{{dataset}}/{{model}}/submission.csv",
+        timing=f"{RESULTS}/predict/{{dataset}}/{{model}}/timing.csv",
+    params:
+        section=model_section,
+    log:
+        f"{RESULTS}/logs/predict/{{dataset}}/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict/{{dataset}}/{{model}}.tsv"
+    threads: config.get("threads", {}).get("predict", 1)
+    resources:
+        runtime=60,
+        mem_mb=8000,
+        gpu=lambda wc: 1 if config["models"][wc.model].get("gpu", True) else 0,
+    wildcard_constraints:
+        model=TRAINED_PATTERN,
+    script:
+        "../scripts/predict.py"
+
+
+rule predict_classical:
+    """Trackers that need no training (the helix-DBSCAN baseline): CPU only, no model directory."""
+    input:
+        test=f"{RESULTS}/data/{{dataset}}/test",
+    output:
+        submission=f"{RESULTS}/predict/{{dataset}}/{{model}}/submission.csv",
+        timing=f"{RESULTS}/predict/{{dataset}}/{{model}}/timing.csv",
+    params:
+        section=model_section,
+    log:
+        f"{RESULTS}/logs/predict/{{dataset}}/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict/{{dataset}}/{{model}}.tsv"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    wildcard_constraints:
+        model=CLASSICAL_PATTERN,
+    script:
+        "../scripts/predict.py"
