@@ -174,7 +174,8 @@ def _evaluate_batch(events: list[Event], submission: pd.DataFrame, *, has_strips
         "n_particles": ptab.groupby("event_id").size(),
         "n_tracks": submission.groupby("event_id").track_id.nunique(),
     }).reindex(index).fillna(0).astype(np.int64)
-    per_event = pd.DataFrame(columns, index=index).join(rates(counts)).join(counts).join(sizes)
+    order = [k for k in ("trackml_score", "trackml_score_pixel", "fit_accuracy") if k in columns]
+    per_event = pd.DataFrame({k: columns[k] for k in order}, index=index).join(rates(counts)).join(counts).join(sizes)
     return per_event, ptab[_TABLE_KEEP["particles"]], ctab[_TABLE_KEEP["clusters"]]
 
 
