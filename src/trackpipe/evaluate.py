@@ -1,0 +1,325 @@
+"""Evaluate a submission against an event store (or a TrackML directory): headline metrics, per-event
+rows, binned rates with bootstrap intervals, timing statistics.
+
+`evaluate(...)` writes, atomically, into `out_dir`:
+
+* `metrics.json`: flat keys `trackml_score`, `fit_accuracy`, `dm_efficiency`, `perfect_efficiency`,
+  `lhc_efficiency`, `fake_rate` (+ `fake_rate_lhc`, `fake_rate_perfect`), `duplicate_rate`,
+  `n_events`, counters, the cuts used and `selection` (a readable summary of them); plus
+  `trackml_score_pixel` when the truth has non-pixel TrackML volumes; plus `<column>_median`,
+  `_p90`, `_mean` of the timing CSV's `device_ms`, `host_cpu_ms`, `wall_ms` and `timing_n_events`.
+  Undefined values (no selected particle, all-NaN device times, ...) are `null`, never invented.
+* `per_event.parquet`: one row per event with the same metric names, counters, n_hits, n_particles,
+  n_tracks and the event's timing columns.
+* `binned.parquet`: metric, variable, lo_edge, hi_edge, value, ci_lo, ci_hi, n (see
+  `metrics.binning.binned_rates`), including variable "all" (headline rates with their intervals).
+
+Conventions (documented choices):
+
+* Scores (`trackml_score`, `fit_accuracy`, `trackml_score_pixel`) are means of per-event scores;
+  efficiencies and rates are pooled over events (sums of counts).
+* REDVID-like truth (every particle has zero momentum): pT and eta cuts are meaningless, so no
+  pT/eta selection is applied (`selection` = "none (REDVID: no momentum)") and nothing is binned in
+  pT or eta (only the "all" rows); reconstructable (>= `min_layers` layers) and the minimum cluster
+  size still apply.
+* Pixel-only submissions (`pixel_only`: None = detect; True; False): when the truth has strip volumes
+  and the submission holds exactly its pixel hits (volumes 7, 8, 9), the full-detector
+  `trackml_score` is not defined (null) and every other metric refers to the pixel hit set;
+  `trackml_score_pixel` is then the score to quote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .errors import DataError
+from .io.atomic import write_json, write_parquet
+from .io.store import Event, EventStore
+from .io.submission import read_submission
+from .io.trackml import TrackMLSource
+from .metrics.binning import DEFAULT_BINS, binned_rates
+from .metrics.efficiency import DEFAULT_CUTS, count_matches, match_tables, rates
+from .metrics.score import fit_accuracy_per_event, restrict_submission, restricted_truth, trackml_score_per_event
+from .metrics.timing import timing_summary
+from .schema import PIXEL_VOLUMES
+
+# TrackML volumes outside the pixel detector (short and long strips).
+STRIP_VOLUMES = (12, 13, 14, 16, 17, 18)
+TIMING_COLUMNS = ("device_ms", "host_cpu_ms", "wall_ms")
+NO_MOMENTUM_SELECTION = "none (REDVID: no momentum)"
+# Events are evaluated in batches of about this many hits: vectorised, with bounded memory.
+BATCH_HITS = 2_000_000
+
+EVALUATION_DEFAULTS = {
+    **DEFAULT_CUTS,
+    "bootstrap": 1000,
+    "seed": 0,
+    "ci": 0.68,
+    "timing_warmup": 1,
+    "variables": ("pt", "eta", "phi", "vz"),
+    "bins": None,
+    "pixel_only": None,
+}
+
+_TABLE_KEEP = {
+    "particles": ["event_id", "reconstructable", "pt", "eta", "phi", "vz", "selected", "dm_matched", "perfect_matched"],
+    "clusters": ["event_id", "valid", "reconstructable", "pt", "eta", "phi", "vz", "selected", "dm_match",
+                 "perfect_match", "lhc_match", "duplicate"],
+}
+
+
+@dataclass
+class Evaluation:
+    """Result of `evaluate_submission`: headline metrics, per-event rows, and the (trimmed) particle and
+    cluster match tables used for binning."""
+
+    metrics: dict
+    per_event: pd.DataFrame
+    particles: pd.DataFrame
+    clusters: pd.DataFrame
+
+
+@dataclass
+class TruthSource:
+    """Events to evaluate against plus the two facts that choose the metrics' variants."""
+
+    event_ids: list[int]
+    read_event: object  # callable event_id -> Event
+    has_momentum: bool
+    has_strips: bool
+    path: Path
+
+
+def open_truth(path) -> TruthSource:
+    """An event store directory (has manifest.json) or a TrackML directory / zip."""
+    path = Path(path)
+    if (path / "manifest.json").is_file():
+        store = EventStore(path)
+        return TruthSource([int(e) for e in store.event_ids], store.read_event, _store_has_momentum(store),
+                           _store_has_strips(store), path)
+    source = TrackMLSource(path)
+    events = {eid: source.read_event(eid, with_cells=False) for eid in source.event_ids}
+    has_momentum = any(_has_momentum(ev.particles) for ev in events.values())
+    has_strips = any(ev.hits.volume_id.isin(STRIP_VOLUMES).any() for ev in events.values())
+    return TruthSource(list(events), events.__getitem__, has_momentum, has_strips, path)
+
+
+def _has_momentum(particles: pd.DataFrame) -> bool:
+    return bool(len(particles)) and bool((particles[["px", "py", "pz"]].to_numpy() != 0).any())
+
+
+def _store_has_momentum(store: EventStore) -> bool:
+    f = pq.ParquetFile(store.path / "particles.parquet")
+    return any(_has_momentum(b.to_pandas()) for b in f.iter_batches(columns=["px", "py", "pz"]))
+
+
+def _store_has_strips(store: EventStore) -> bool:
+    f = pq.ParquetFile(store.path / "hits.parquet")
+    return any(np.isin(b.column(0).to_numpy(), STRIP_VOLUMES).any() for b in f.iter_batches(columns=["volume_id"]))
+
+
+def _batches(truth: TruthSource, event_ids):
+    """Lists of events holding about BATCH_HITS hits each."""
+    batch, n = [], 0
+    for eid in event_ids:
+        ev = truth.read_event(eid)
+        batch.append(ev)
+        n += len(ev.hits)
+        if n >= BATCH_HITS:
+            yield batch
+            batch, n = [], 0
+    if batch:
+        yield batch
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+
+
+def _is_pixel_only(hits: pd.DataFrame, submission: pd.DataFrame) -> bool:
+    """Whether the submission holds exactly the pixel hits of `hits` (and no strip hit)."""
+    pixel = hits.loc[hits.volume_id.isin(PIXEL_VOLUMES), ["event_id", "hit_id"]]
+    if len(submission) != len(pixel):
+        return False
+    inside = submission[["event_id", "hit_id"]].merge(pixel, how="inner", on=["event_id", "hit_id"])
+    return len(inside) == len(pixel)
+
+
+def _evaluate_batch(events: list[Event], submission: pd.DataFrame, *, has_strips: bool, pixel_only: bool, cuts):
+    hits = _concat([ev.hits for ev in events])
+    particles = _concat([ev.particles for ev in events])
+    event_ids = np.array([ev.event_id for ev in events], dtype=np.int64)
+    index = pd.Index(event_ids, name="event_id")
+    columns = {}
+    if has_strips:
+        pixel_truth = restricted_truth(hits, particles)
+        pixel_sub = restrict_submission(submission, hits, pixel_truth)
+        columns["trackml_score_pixel"] = trackml_score_per_event(pixel_truth, pixel_sub).reindex(index)
+    if has_strips and pixel_only:
+        hits = hits[hits.volume_id.isin(PIXEL_VOLUMES)].reset_index(drop=True)
+        submission = pixel_sub
+        columns["trackml_score"] = pd.Series(np.nan, index=index)
+    else:
+        columns["trackml_score"] = trackml_score_per_event(hits, submission).reindex(index)
+    columns["fit_accuracy"] = fit_accuracy_per_event(hits, submission).reindex(index)
+    ptab, ctab = match_tables(hits, particles, submission, **cuts)
+    counts = count_matches(ptab, ctab, event_ids=event_ids)
+    sizes = pd.DataFrame({
+        "n_hits": hits.groupby("event_id").size(),
+        "n_particles": ptab.groupby("event_id").size(),
+        "n_tracks": submission.groupby("event_id").track_id.nunique(),
+    }).reindex(index).fillna(0).astype(np.int64)
+    order = [k for k in ("trackml_score", "trackml_score_pixel", "fit_accuracy") if k in columns]
+    per_event = pd.DataFrame({k: columns[k] for k in order}, index=index).join(rates(counts)).join(counts).join(sizes)
+    return per_event, ptab[_TABLE_KEEP["particles"]], ctab[_TABLE_KEEP["clusters"]]
+
+
+def evaluate_submission(truth, submission, *, pt_min=DEFAULT_CUTS["pt_min"], max_eta=DEFAULT_CUTS["max_eta"],
+                        min_cluster_size=DEFAULT_CUTS["min_cluster_size"], min_layers=DEFAULT_CUTS["min_layers"],
+                        duplicate_purity=DEFAULT_CUTS["duplicate_purity"], pixel_only=None) -> Evaluation:
+    """All metrics of `submission` (a CSV path or a DataFrame event_id, hit_id, track_id) against `truth`
+    (an event store or TrackML directory path, or a `TruthSource`). See the module docstring.
+
+    `pt_min` / `max_eta` may be None (no cut); they are ignored for REDVID-like truth.
+    """
+    truth = truth if isinstance(truth, TruthSource) else open_truth(truth)
+    sub_file = submission if isinstance(submission, (str, Path)) else "<submission>"
+    if not isinstance(submission, pd.DataFrame):
+        submission = read_submission(submission)
+    unknown = np.setdiff1d(submission.event_id.unique(), truth.event_ids)
+    if len(unknown):
+        raise DataError(f"{len(unknown)} submitted event(s) are not in the truth at {truth.path}",
+                        file=sub_file, event=int(unknown[0]), column="event_id")
+    if not truth.has_momentum:
+        pt_min = max_eta = None
+    cuts = {"pt_min": pt_min, "max_eta": max_eta, "min_cluster_size": min_cluster_size, "min_layers": min_layers,
+            "duplicate_purity": duplicate_purity}
+    rows_of_event = submission.groupby("event_id", sort=False).indices
+    empty = np.empty(0, np.int64)
+    parts = []
+    try:
+        for events in _batches(truth, truth.event_ids):
+            rows = np.concatenate([rows_of_event.get(ev.event_id, empty) for ev in events])
+            sub = submission.iloc[np.sort(rows)].reset_index(drop=True)
+            if pixel_only is None:
+                pixel_only = truth.has_strips and _is_pixel_only(_concat([ev.hits for ev in events]), sub)
+            parts.append(_evaluate_batch(events, sub, has_strips=truth.has_strips, pixel_only=bool(pixel_only),
+                                         cuts=cuts))
+    except DataError as e:
+        if e.file is not None:
+            raise
+        raise DataError(e.reason, file=sub_file, event=e.event, column=e.column) from None
+    per_event = pd.concat([p[0] for p in parts]).reset_index()
+    particles = pd.concat([p[1] for p in parts], ignore_index=True)
+    clusters = pd.concat([p[2] for p in parts], ignore_index=True)
+    metrics = _headline(per_event, truth, cuts, bool(pixel_only) and truth.has_strips)
+    return Evaluation(metrics, per_event, particles, clusters)
+
+
+def _headline(per_event: pd.DataFrame, truth: TruthSource, cuts: dict, pixel_only: bool) -> dict:
+    counters = [c for c in per_event.columns if c.startswith("n_")]
+    totals = per_event[counters].sum()
+    scores = ["trackml_score", "fit_accuracy"] + (["trackml_score_pixel"] if truth.has_strips else [])
+    out = {k: _mean_or_none(per_event[k]) for k in scores}
+    out |= {k: _none_if_nan(v) for k, v in rates(totals).items()}
+    out |= {k: int(v) for k, v in totals.items()}
+    out |= {"n_events": int(len(per_event)), **cuts, "pixel_only": pixel_only,
+            "hit_set": "pixel volumes 7, 8, 9" if pixel_only else "all hits of the truth",
+            "selection": _selection_text(cuts, truth.has_momentum)}
+    return out
+
+
+def _selection_text(cuts: dict, has_momentum: bool) -> str:
+    if not has_momentum:
+        return NO_MOMENTUM_SELECTION
+    parts = []
+    if cuts["pt_min"] is not None:
+        parts.append(f"pT >= {cuts['pt_min']:g} GeV")
+    if cuts["max_eta"] is not None:
+        parts.append(f"|eta| < {cuts['max_eta']:g}")
+    parts.append(f"reconstructable (>= {cuts['min_layers']} layers), clusters >= {cuts['min_cluster_size']} hits")
+    return ", ".join(parts)
+
+
+def _none_if_nan(v):
+    return None if v is None or (isinstance(v, float) and not np.isfinite(v)) else v
+
+
+def _mean_or_none(s: pd.Series):
+    s = s.dropna()
+    return float(s.mean()) if len(s) else None
+
+
+def score_submission(truth, submission, **options) -> dict:
+    """Headline metrics (the `metrics.json` keys, without timing) of a submission; `options` as in
+    `evaluate_submission`."""
+    return evaluate_submission(truth, submission, **options).metrics
+
+
+def read_timing(path) -> pd.DataFrame:
+    """The per-event timing CSV written by predict: event_id, n_hits, device_ms, host_cpu_ms, wall_ms."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no such timing file", file=path)
+    df = pd.read_csv(path)
+    missing = [c for c in ("event_id", *TIMING_COLUMNS) if c not in df.columns]
+    if missing:
+        raise DataError(f"missing column(s); found {list(df.columns)}", file=path, column=", ".join(missing))
+    for c in TIMING_COLUMNS:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
+
+
+def timing_metrics(timing: pd.DataFrame, *, warmup: int) -> dict:
+    """`<column>_median`, `_p90`, `_mean` per timing column after `warmup` events, and their count."""
+    out = {}
+    n = 0
+    for c in TIMING_COLUMNS:
+        s = timing_summary(timing[c].to_numpy(), warmup=warmup)
+        out |= {f"{c}_{k}": _none_if_nan(s[k]) for k in ("median", "p90", "mean")}
+        n = max(n, s["n"])
+    return out | {"timing_n_events": n, "timing_warmup": int(warmup)}
+
+
+def evaluate(store_path, submission_path, out_dir, *, timing_path=None, pt_min=DEFAULT_CUTS["pt_min"],
+             max_eta=DEFAULT_CUTS["max_eta"], bootstrap: int = EVALUATION_DEFAULTS["bootstrap"], seed: int = 0,
+             pixel_only=None, ci: float = EVALUATION_DEFAULTS["ci"], min_cluster_size=DEFAULT_CUTS["min_cluster_size"],
+             min_layers=DEFAULT_CUTS["min_layers"], duplicate_purity=DEFAULT_CUTS["duplicate_purity"],
+             timing_warmup: int = EVALUATION_DEFAULTS["timing_warmup"], variables=EVALUATION_DEFAULTS["variables"],
+             bins=None) -> dict:
+    """Evaluate `submission_path` against the truth at `store_path`; write metrics.json,
+    per_event.parquet and binned.parquet into `out_dir` (see the module docstring). Returns the metrics.
+
+    `bootstrap`: resamples for the binned intervals (`ci`, default 68 %), seeded with `seed`;
+    `variables` / `bins`: what to bin in (defaults `metrics.binning.DEFAULT_BINS`);
+    `timing_path`: optional per-event timing CSV, its first `timing_warmup` events are left out.
+    """
+    truth = open_truth(store_path)
+    result = evaluate_submission(truth, submission_path, pt_min=pt_min, max_eta=max_eta,
+                                 min_cluster_size=min_cluster_size, min_layers=min_layers,
+                                 duplicate_purity=duplicate_purity, pixel_only=pixel_only)
+    metrics, per_event = dict(result.metrics), result.per_event
+    if timing_path is not None:
+        timing = read_timing(timing_path)
+        metrics |= timing_metrics(timing, warmup=timing_warmup)
+        per_event = per_event.merge(timing[["event_id", *TIMING_COLUMNS]], how="left", on="event_id")
+    binned = binned_rates(result.particles, result.clusters,
+                          variables=tuple(variables) if truth.has_momentum else (),
+                          bins={**DEFAULT_BINS, **(bins or {})}, pt_min=metrics["pt_min"], max_eta=metrics["max_eta"],
+                          n_resamples=bootstrap, seed=seed, ci=ci, event_ids=per_event.event_id.to_numpy())
+    metrics |= {"bootstrap": int(bootstrap), "seed": int(seed), "ci": float(ci)}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_parquet(out_dir / "per_event.parquet", per_event)
+    write_parquet(out_dir / "binned.parquet", binned)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+__all__ = ["EVALUATION_DEFAULTS", "Evaluation", "TruthSource", "evaluate", "evaluate_submission",
+           "open_truth", "read_timing", "score_submission", "timing_metrics"]
