@@ -75,6 +75,8 @@ class Table:
     rows: list[list[str]]
     data: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    #: Leading label columns (left-aligned); the rest hold numbers (right-aligned).
+    n_label_columns: int = 2
 
 
 def order_names(names, preferred) -> list[str]:
@@ -253,7 +255,7 @@ def locality_latency_table(latency: dict, dataset: str) -> Table:
     notes = [NOT_AVAILABLE_NOTE] if any(r[1] == NOT_AVAILABLE for r in rows) else []
     return Table(f"locality_latency_{dataset}", f"Locality tracker latency per event on {dataset}, by component.",
                  ["component", "ms / event"], rows, pd.DataFrame.from_records(records, columns=["component", "ms"]),
-                 notes)
+                 notes, n_label_columns=1)
 
 
 # --- writers -------------------------------------------------------------------------------------
@@ -266,7 +268,8 @@ def to_markdown(table: Table) -> str:
     """A GitHub-flavoured Markdown table with the caption above and footnotes below."""
     lines = [f"**{_md_escape(table.name)}.** {_md_escape(table.caption)}", ""]
     lines.append("| " + " | ".join(_md_escape(h) for h in table.header) + " |")
-    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(table.header) - 2)) + "|")
+    n_labels = table.n_label_columns
+    lines.append("|" + "|".join(["---"] * n_labels + ["---:"] * (len(table.header) - n_labels)) + "|")
     for row in table.rows:
         lines.append("| " + " | ".join(_md_escape(c) for c in row) + " |")
     if table.notes:
@@ -287,7 +290,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     """A self-contained ``table`` environment (plain ``tabular`` with ``\\hline``: no extra packages)."""
-    spec = "l" * 2 + "r" * (len(table.header) - 2)
+    spec = "l" * table.n_label_columns + "r" * (len(table.header) - table.n_label_columns)
     lines = [
         r"\begin{table}[htbp]",
         r"\centering",

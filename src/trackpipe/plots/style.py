@@ -37,7 +37,6 @@ RC = {
     "figure.dpi": 100,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
-    "pdf.fonttype": 42,
     "axes.prop_cycle": matplotlib.rcParamsDefault["axes.prop_cycle"],
     "path.simplify": True,
 }
