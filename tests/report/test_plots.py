@@ -189,3 +189,22 @@ def test_event_display_colours():
     # All hits of one track share one colour.
     per_track = pd.Series(index[~grey_expected.to_numpy()]).groupby(merged.track_id[~grey_expected].to_numpy()).nunique()
     assert (per_track == 1).all()
+
+
+def test_identical_bytes_across_processes(tmp_path):
+    """Two separate interpreter runs (different hash seeds, object ids) write the same bytes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    code = ("import sys, numpy as np; sys.path.insert(0, sys.argv[2]);"
+            "from report_fakes import fake_scaling; from trackpipe.plots.scaling import plot_scaling;"
+            "plot_scaling(fake_scaling(np.random.default_rng(6)), sys.argv[1])")
+    src = str(here.parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "random"}
+    for run in ("a", "b"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / run / "s"), str(here)], check=True, env=env)
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "a" / f"s.{ext}").read_bytes() == (tmp_path / "b" / f"s.{ext}").read_bytes()
