@@ -37,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import tables
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .io.atomic import write_json
 from .plots.complexity import plot_complexity
 from .plots.efficiency import BINNED_COLUMNS, plot_binned
@@ -295,7 +295,8 @@ def make_scaling(results: dict, out, *, gaps: Gaps | None = None) -> list[Path]:
 
 # --- everything ----------------------------------------------------------------------------------
 
-def make_all(results_dir, out_tables, out_figures, datasets=None, models=None, config: dict | None = None) -> list[Path]:
+def make_all(results_dir, out_tables, out_figures, datasets=None, models=None,
+             config: dict | None = None) -> list[Path]:
     """Write every table and figure there is data for; return the written paths.
 
     `datasets` / `models` (default: every name found) fix the rows and columns of Tables 1–2 and the
@@ -307,7 +308,6 @@ def make_all(results_dir, out_tables, out_figures, datasets=None, models=None, c
     cfg = {**DEFAULTS, **(config or {})}
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
-        from .errors import ConfigError
         raise ConfigError(f"unknown report config key(s): {sorted(unknown)}")
     results = collect_results(results_dir)
     datasets = results["datasets"] if datasets is None else tables.order_names(datasets, tables.DATASET_ORDER)

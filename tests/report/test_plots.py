@@ -60,6 +60,9 @@ def test_figure_written_and_deterministic(name, tmp_path):
         assert p.read_bytes() == q.read_bytes(), f"{p.name} differs between two runs"
     assert first[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert first[1].read_bytes()[:5] == b"%PDF-"
+    # No run-dependent metadata (a timestamp would make two runs a second apart differ).
+    assert b"/CreationDate" not in first[1].read_bytes()
+    assert b"Software" not in first[0].read_bytes() and b"tIME" not in first[0].read_bytes()
     assert not list((tmp_path / "a").glob(".*"))           # no temporary files left behind
 
 
@@ -187,7 +190,8 @@ def test_event_display_colours():
     assert set(index[index >= 0]) <= set(range(5))
     assert n_tracks == merged[~grey_expected].track_id.nunique()
     # All hits of one track share one colour.
-    per_track = pd.Series(index[~grey_expected.to_numpy()]).groupby(merged.track_id[~grey_expected].to_numpy()).nunique()
+    keep = ~grey_expected.to_numpy()
+    per_track = pd.Series(index[keep]).groupby(merged.track_id.to_numpy()[keep]).nunique()
     assert (per_track == 1).all()
 
 
