@@ -1,0 +1,320 @@
+"""The paper's tables, built from evaluation results and written as CSV, Markdown and LaTeX.
+
+Tables only arrange numbers that the metrics stage has already computed: nothing here computes a
+metric, and a missing result is shown as a gap (``–``) with a footnote, never filled in.
+
+Inputs are plain Python objects (``{(dataset, model): metrics_dict}`` as read from
+``results/eval/{dataset}/{model}/metrics.json``), so the same functions serve Snakemake, the CLI and
+the tests. Every table is a :class:`Table`; :func:`write_table` writes ``<name>.csv``, ``<name>.md``
+and ``<name>.tex`` atomically.
+
+* Table 1: score per dataset × model. REDVID datasets show ``fit_accuracy`` (the paper's FitAccuracy:
+  the TrackML score with track id as particle and unit weights), every other dataset shows
+  ``trackml_score``; a ``metric`` column says which one each row holds.
+* Table 2: host CPU, device and wall-clock time per event, median with p90 in parentheses.
+* Locality tables: the clustering comparison (per region and algorithm) and the latency breakdown.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .io.atomic import write_csv, write_text
+
+#: The paper's complexity levels, in order; other datasets follow alphabetically.
+DATASET_ORDER = (
+    "redvid-linear-10-50",
+    "redvid-helical-10-50",
+    "redvid-helical-50-100",
+    "trackml-10-50",
+    "trackml-200-500",
+)
+#: Column order of the models; other models follow alphabetically.
+MODEL_ORDER = ("helix-dbscan", "encdec", "enccla", "encreg", "encreg-fa", "jm", "unet", "contrastive")
+
+GAP = "–"
+NOT_RUN_NOTE = f"{GAP}: not run (no metrics.json for this dataset and model)."
+NOT_AVAILABLE = "n/a"
+NOT_AVAILABLE_NOTE = f"{NOT_AVAILABLE}: the model ran but its metrics.json has no value for this quantity."
+CPU_DEVICE_MARK = "*"
+CPU_DEVICE_NOTE = f"{CPU_DEVICE_MARK}: device time measured on the CPU (no GPU was used for this model)."
+
+#: Table 2 rows per dataset: (metrics.json key prefix, display label).
+TIMING_QUANTITIES = (
+    ("host_cpu_ms", "CPU ms"),
+    ("device_ms", "device (GPU) ms"),
+    ("wall_ms", "wall ms"),
+)
+
+#: Locality clustering table: (clustering.json key, display label, format).
+CLUSTERING_COLUMNS = (
+    ("reconstructible_ratio", "recon. ratio", "{:.3f}"),
+    ("cluster_dm_efficiency", "DM eff.", "{:.3f}"),
+    ("n_clusters", "clusters", "{:.0f}"),
+    ("attention_fraction", "attn. fraction", "{:.6f}"),
+    ("seconds_per_event", "s / event", "{:.3g}"),
+)
+LATENCY_ORDER = ("clustering_and_masks", "encoder_forward", "track_formation", "total")
+
+
+@dataclass
+class Table:
+    """A table ready to write.
+
+    ``data`` is the machine-readable form written to CSV (raw numbers, gap markers where no value
+    exists); ``header`` and ``rows`` are the display strings for Markdown and LaTeX.
+    """
+
+    name: str
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+    data: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    #: Leading label columns (left-aligned); the rest hold numbers (right-aligned).
+    n_label_columns: int = 2
+
+
+def order_names(names, preferred) -> list[str]:
+    """`names` (deduplicated) with the ones in `preferred` first, in that order, then the rest sorted."""
+    names = set(names)
+    head = [n for n in preferred if n in names]
+    return head + sorted(names - set(head))
+
+
+def is_redvid(dataset: str) -> bool:
+    return dataset.lower().startswith("redvid")
+
+
+def score_key(dataset: str) -> str:
+    """The headline score of a dataset: the paper's FitAccuracy on REDVID, the TrackML score otherwise."""
+    return "fit_accuracy" if is_redvid(dataset) else "trackml_score"
+
+
+def metric_value(metrics: dict | None, key: str) -> float | None:
+    """A finite float from a metrics dict, or None when the key is absent, null or NaN."""
+    if metrics is None:
+        return None
+    value = metrics.get(key)
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _axes(results: dict, datasets, models) -> tuple[list[str], list[str]]:
+    datasets = order_names(datasets if datasets is not None else {d for d, _ in results}, DATASET_ORDER)
+    models = order_names(models if models is not None else {m for _, m in results}, MODEL_ORDER)
+    return datasets, models
+
+
+class _Notes:
+    """Collects the footnotes a table actually needs, in a fixed order."""
+
+    def __init__(self):
+        self.used: set[str] = set()
+
+    def cell(self, metrics: dict | None, value: float | None, fmt) -> str:
+        if metrics is None:
+            self.used.add(NOT_RUN_NOTE)
+            return GAP
+        if value is None:
+            self.used.add(NOT_AVAILABLE_NOTE)
+            return NOT_AVAILABLE
+        return fmt(value)
+
+    def ordered(self, extra=()) -> list[str]:
+        return [n for n in (NOT_RUN_NOTE, NOT_AVAILABLE_NOTE, CPU_DEVICE_NOTE) if n in self.used] + list(extra)
+
+
+def _raw(metrics: dict | None, value: float | None):
+    """CSV cell: the exact value, or the same gap marker the display uses."""
+    if metrics is None:
+        return GAP
+    return NOT_AVAILABLE if value is None else value
+
+
+def table1(results: dict, datasets=None, models=None) -> Table:
+    """Table 1: score per dataset × model (FitAccuracy on REDVID datasets, TrackML score otherwise).
+
+    `results` maps ``(dataset, model)`` to the dict read from its metrics.json; a pair absent from it
+    was not run and shows ``–``. `datasets`/`models` fix which rows/columns appear (default: every
+    name in `results`), always in the paper's order.
+    """
+    datasets, models = _axes(results, datasets, models)
+    notes = _Notes()
+    rows, records = [], []
+    for dataset in datasets:
+        key = score_key(dataset)
+        row, record = [dataset, key], {"dataset": dataset, "metric": key}
+        for model in models:
+            metrics = results.get((dataset, model))
+            value = metric_value(metrics, key)
+            row.append(notes.cell(metrics, value, "{:.3f}".format))
+            record[model] = _raw(metrics, value)
+        rows.append(row)
+        records.append(record)
+    caption = ("Track reconstruction score per dataset and model. REDVID rows: FitAccuracy (the TrackML "
+               "score with unit hit weights and the track id as particle, metric fit_accuracy); other rows: "
+               "TrackML score (metric trackml_score).")
+    return Table("table1", caption, ["dataset", "metric", *models], rows,
+                 pd.DataFrame.from_records(records, columns=["dataset", "metric", *models]), notes.ordered())
+
+
+def _fmt_ms(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def table2(results: dict, datasets=None, models=None) -> Table:
+    """Table 2: inference time per event per dataset × model, median (p90) in milliseconds.
+
+    Three rows per dataset: host CPU time, device time (GPU time when the model ran on CUDA; marked
+    ``*`` when the device was the CPU) and wall clock. The CSV has one row per dataset, quantity and
+    statistic (median, p90) with the exact values.
+    """
+    datasets, models = _axes(results, datasets, models)
+    notes = _Notes()
+    rows, records = [], []
+    for dataset in datasets:
+        for prefix, label in TIMING_QUANTITIES:
+            row = [dataset, label]
+            stats = {s: {"dataset": dataset, "quantity": prefix, "statistic": s} for s in ("median", "p90")}
+            for model in models:
+                metrics = results.get((dataset, model))
+                median = metric_value(metrics, f"{prefix}_median")
+                p90 = metric_value(metrics, f"{prefix}_p90")
+                mark = ""
+                if prefix == "device_ms" and metrics is not None and metrics.get("device", "cpu") != "cuda":
+                    mark = CPU_DEVICE_MARK
+                    notes.used.add(CPU_DEVICE_NOTE)
+
+                def fmt(m, p90=p90, mark=mark):
+                    return f"{_fmt_ms(m)}{mark}" + ("" if p90 is None else f" ({_fmt_ms(p90)})")
+
+                row.append(notes.cell(metrics, median, fmt))
+                stats["median"][model] = _raw(metrics, median)
+                stats["p90"][model] = _raw(metrics, p90)
+            rows.append(row)
+            records.extend(stats.values())
+    caption = ("Inference time per event in milliseconds: median over test events, p90 in parentheses. "
+               "CPU: host CPU time summed over threads; device: GPU time (CUDA events) when run on a GPU; "
+               "wall: wall-clock time.")
+    return Table("table2", caption, ["dataset", "time", *models], rows,
+                 pd.DataFrame.from_records(records, columns=["dataset", "quantity", "statistic", *models]),
+                 notes.ordered())
+
+
+def locality_clustering_table(clustering: dict, dataset: str) -> Table:
+    """The clustering comparison of the slides: one row per region and algorithm.
+
+    `clustering` is the content of ``results/locality/{dataset}/clustering.json``:
+    ``{algorithm: {region: {reconstructible_ratio, attention_fraction, n_clusters,
+    cluster_dm_efficiency, seconds_per_event}}}``. Absent quantities show ``n/a``.
+    """
+    notes = _Notes()
+    rows, records = [], []
+    regions = order_names({r for per in clustering.values() for r in per}, ("barrel", "endcap"))
+    for region in regions:
+        for algorithm in sorted(clustering):
+            metrics = clustering[algorithm].get(region)
+            if metrics is None:
+                continue
+            row, record = [region, algorithm], {"region": region, "algorithm": algorithm}
+            for key, _, fmt in CLUSTERING_COLUMNS:
+                value = metric_value(metrics, key)
+                row.append(notes.cell(metrics, value, fmt.format))
+                record[key] = _raw(metrics, value)
+            rows.append(row)
+            records.append(record)
+    keys = [k for k, _, _ in CLUSTERING_COLUMNS]
+    caption = (f"Locality clustering on {dataset}, per detector region and algorithm: reconstructible ratio "
+               "(particles with pT > 0.9 GeV and >= 3 hits having >= 50 % of their hits in one cluster), "
+               "double-majority efficiency of the clusters alone, number of clusters, attention fraction "
+               "(sum of squared cluster sizes over N squared) and clustering time per event.")
+    return Table(f"locality_clustering_{dataset}", caption,
+                 ["region", "algorithm", *[label for _, label, _ in CLUSTERING_COLUMNS]], rows,
+                 pd.DataFrame.from_records(records, columns=["region", "algorithm", *keys]), notes.ordered())
+
+
+def locality_latency_table(latency: dict, dataset: str) -> Table:
+    """Latency per event of the locality tracker by component (``results/locality/{dataset}/latency.json``)."""
+    components = order_names(latency, LATENCY_ORDER)
+    rows, records = [], []
+    for component in components:
+        value = metric_value(latency, component)
+        rows.append([component, NOT_AVAILABLE if value is None else _fmt_ms(value)])
+        records.append({"component": component, "ms": NOT_AVAILABLE if value is None else value})
+    notes = [NOT_AVAILABLE_NOTE] if any(r[1] == NOT_AVAILABLE for r in rows) else []
+    return Table(f"locality_latency_{dataset}", f"Locality tracker latency per event on {dataset}, by component.",
+                 ["component", "ms / event"], rows, pd.DataFrame.from_records(records, columns=["component", "ms"]),
+                 notes, n_label_columns=1)
+
+
+# --- writers -------------------------------------------------------------------------------------
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", r"\|")
+
+
+def to_markdown(table: Table) -> str:
+    """A GitHub-flavoured Markdown table with the caption above and footnotes below."""
+    lines = [f"**{_md_escape(table.name)}.** {_md_escape(table.caption)}", ""]
+    lines.append("| " + " | ".join(_md_escape(h) for h in table.header) + " |")
+    n_labels = table.n_label_columns
+    lines.append("|" + "|".join(["---"] * n_labels + ["---:"] * (len(table.header) - n_labels)) + "|")
+    for row in table.rows:
+        lines.append("| " + " | ".join(_md_escape(c) for c in row) + " |")
+    if table.notes:
+        lines.append("")
+        lines.extend(_md_escape(n) + "  " for n in table.notes)
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", GAP: "--",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table: Table) -> str:
+    """A self-contained ``table`` environment (plain ``tabular`` with ``\\hline``: no extra packages)."""
+    spec = "l" * table.n_label_columns + "r" * (len(table.header) - table.n_label_columns)
+    lines = [
+        r"\begin{table}[htbp]",
+        r"\centering",
+        rf"\caption{{{latex_escape(table.caption)}}}",
+        rf"\label{{tab:{table.name}}}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\hline",
+        " & ".join(latex_escape(h) for h in table.header) + r" \\",
+        r"\hline",
+    ]
+    lines.extend(" & ".join(latex_escape(c) for c in row) + r" \\" for row in table.rows)
+    lines += [r"\hline", r"\end{tabular}"]
+    if table.notes:
+        lines.append(r"\par\smallskip\footnotesize")
+        lines.append(r"\\ ".join(latex_escape(n) for n in table.notes))
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: Table, out_dir) -> list[Path]:
+    """Write ``<name>.csv``, ``<name>.md`` and ``<name>.tex`` into `out_dir` atomically; return the paths."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{table.name}.{ext}" for ext in ("csv", "md", "tex")]
+    write_csv(paths[0], table.data)
+    write_text(paths[1], to_markdown(table))
+    write_text(paths[2], to_latex(table))
+    return paths

@@ -1,0 +1,146 @@
+"""Tables from fake metrics: exact values, visible gaps, paper order, well-formed Markdown and LaTeX."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_fakes import DATASETS, NOT_RUN, fake_metrics
+
+from trackpipe import tables
+
+
+@pytest.fixture()
+def metrics():
+    rng = np.random.default_rng(3)
+    out = {}
+    # Inserted in scrambled order: the table must impose the paper's order itself.
+    for d in reversed(DATASETS + ["zz-extra"]):
+        for m in ("encreg", "helix-dbscan", "enccla", "my-model"):
+            if (d, m) != NOT_RUN:
+                out[(d, m)] = fake_metrics(rng, device="cuda" if m == "encreg" else "cpu")
+    return out
+
+
+def md_cells(line: str) -> list[str]:
+    assert line.startswith("|") and line.endswith("|")
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
+def md_table_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("|")]
+
+
+def check_latex(text: str, n_columns: int, n_rows: int) -> None:
+    assert text.count(r"\begin{table}") == text.count(r"\end{table}") == 1
+    assert text.count(r"\begin{tabular}") == text.count(r"\end{tabular}") == 1
+    unescaped = re.sub(r"\\[{}]", "", text)
+    assert unescaped.count("{") == unescaped.count("}")
+    spec = re.search(r"\\begin\{tabular\}\{([lrc]+)\}", text).group(1)
+    assert len(spec) == n_columns
+    body = text.split(r"\begin{tabular}")[1].split(r"\end{tabular}")[0]
+    rows = [line for line in body.splitlines() if line.rstrip().endswith(r"\\")]
+    assert len(rows) == n_rows + 1   # header + data rows
+    for row in rows:
+        assert len(re.findall(r"(?<!\\)&", row)) == n_columns - 1, row
+    assert "_" not in re.sub(r"\\_", "", body)   # every underscore escaped
+
+
+def test_table1_values_order_and_metric_choice(metrics, tmp_path):
+    t = tables.table1(metrics)
+    models = ["helix-dbscan", "enccla", "encreg", "my-model"]
+    assert t.header == ["dataset", "metric", *models]
+    assert [r[0] for r in t.rows] == DATASETS + ["zz-extra"]
+    paths = tables.write_table(t, tmp_path)
+    assert [p.name for p in paths] == ["table1.csv", "table1.md", "table1.tex"]
+    csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
+    md = paths[1].read_text()
+    for _, row in csv.iterrows():
+        key = "fit_accuracy" if row.dataset.startswith("redvid") else "trackml_score"
+        assert row.metric == key
+        for m in models:
+            if (row.dataset, m) == NOT_RUN:
+                continue
+            expected = metrics[(row.dataset, m)][key]
+            assert float(row[m]) == expected          # the CSV round-trips the exact value
+            assert f"{expected:.3f}" in md
+    lines = md_table_lines(md)
+    assert all(len(md_cells(line)) == len(t.header) for line in lines)
+    assert len(lines) == 2 + len(DATASETS) + 1
+    check_latex(paths[2].read_text(), len(t.header), len(DATASETS) + 1)
+
+
+def test_missing_model_is_a_visible_gap(metrics, tmp_path):
+    t = tables.table1(metrics, models=["helix-dbscan", "enccla", "unet"])
+    paths = tables.write_table(t, tmp_path)
+    csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False).set_index("dataset")
+    assert (csv["unet"] == tables.GAP).all()                 # never run anywhere
+    assert csv.loc[NOT_RUN[0], NOT_RUN[1]] == tables.GAP     # this one pair not run
+    assert csv.loc["trackml-10-50", "helix-dbscan"] != tables.GAP
+    md = paths[1].read_text()
+    row = next(md_cells(line) for line in md_table_lines(md) if line.startswith(f"| {NOT_RUN[0]} "))
+    assert row[2] == tables.GAP and row[4] == tables.GAP and row[3] != tables.GAP
+    assert tables.NOT_RUN_NOTE in md
+    tex = paths[2].read_text()
+    assert "not run" in tex and " -- " in tex
+
+
+def test_missing_key_is_na_not_a_number(metrics):
+    broken = dict(metrics)
+    broken[("trackml-10-50", "enccla")] = {k: v for k, v in metrics[("trackml-10-50", "enccla")].items()
+                                          if k != "trackml_score"}
+    broken[("trackml-10-50", "encreg")] = {**metrics[("trackml-10-50", "encreg")], "trackml_score": float("nan")}
+    t = tables.table1(broken)
+    row = next(r for r in t.rows if r[0] == "trackml-10-50")
+    assert row[t.header.index("enccla")] == tables.NOT_AVAILABLE
+    assert row[t.header.index("encreg")] == tables.NOT_AVAILABLE
+    assert tables.NOT_AVAILABLE_NOTE in t.notes
+
+
+def test_table2_median_p90_and_device_marks(metrics, tmp_path):
+    t = tables.table2(metrics)
+    paths = tables.write_table(t, tmp_path)
+    csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
+    assert len(csv) == (len(DATASETS) + 1) * 3 * 2
+    for (d, m), met in metrics.items():
+        for prefix, _ in tables.TIMING_QUANTITIES:
+            for stat in ("median", "p90"):
+                cell = csv[(csv.dataset == d) & (csv.quantity == prefix) & (csv.statistic == stat)][m].item()
+                assert float(cell) == met[f"{prefix}_{stat}"]
+    device_rows = [r for r in t.rows if r[1] == dict(tables.TIMING_QUANTITIES)["device_ms"]]
+    i_cpu, i_gpu = t.header.index("enccla"), t.header.index("encreg")
+    for r in device_rows:
+        assert tables.CPU_DEVICE_MARK in r[i_cpu] and tables.CPU_DEVICE_MARK not in r[i_gpu]
+    cell = next(r for r in t.rows if r[0] == "trackml-10-50" and r[1] == "wall ms")[i_gpu]
+    met = metrics[("trackml-10-50", "encreg")]
+    assert cell == f"{tables._fmt_ms(met['wall_ms_median'])} ({tables._fmt_ms(met['wall_ms_p90'])})"
+    check_latex(paths[2].read_text(), len(t.header), len(t.rows))
+    assert all(len(md_cells(line)) == len(t.header) for line in md_table_lines(paths[1].read_text()))
+
+
+def test_locality_tables(tmp_path):
+    clustering = {"dbscan": {"barrel": {"reconstructible_ratio": 0.987, "attention_fraction": 0.000285,
+                                        "n_clusters": 499, "cluster_dm_efficiency": 0.14, "seconds_per_event": 0.3},
+                             "endcap": {"reconstructible_ratio": 0.985, "attention_fraction": 0.00052,
+                                        "n_clusters": 756, "cluster_dm_efficiency": 0.832}},
+                  "grid_window": {"endcap": {"reconstructible_ratio": 0.989, "attention_fraction": 0.001099,
+                                             "n_clusters": 1330, "cluster_dm_efficiency": 0.577,
+                                             "seconds_per_event": 0.1}}}
+    t = tables.locality_clustering_table(clustering, "hllhc-pixel")
+    assert [r[:2] for r in t.rows] == [["barrel", "dbscan"], ["endcap", "dbscan"], ["endcap", "grid_window"]]
+    assert t.rows[0][2:] == ["0.987", "0.140", "499", "0.000285", "0.3"]
+    assert t.rows[1][-1] == tables.NOT_AVAILABLE     # no timing for this entry: shown as n/a
+    paths = tables.write_table(t, tmp_path)
+    check_latex(paths[2].read_text(), len(t.header), 3)
+    lat = tables.locality_latency_table({"total": 73.0, "encoder_forward": 20.0, "clustering_and_masks": 6.0,
+                                         "track_formation": 47.0}, "hllhc-pixel")
+    assert [r[0] for r in lat.rows] == list(tables.LATENCY_ORDER)
+    assert lat.data.ms.tolist() == [6.0, 20.0, 47.0, 73.0]
+
+
+def test_order_names_and_escape():
+    assert tables.order_names(["b", "encreg", "a", "helix-dbscan"], tables.MODEL_ORDER) == \
+        ["helix-dbscan", "encreg", "a", "b"]
+    assert tables.latex_escape("a_b & 5% #1 –") == r"a\_b \& 5\% \#1 --"
