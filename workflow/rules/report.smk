@@ -1,0 +1,35 @@
+# Summaries: every table and figure from whatever results exist (missing ones are listed, never invented).
+
+
+def report_inputs(wildcards):
+    inputs = []
+    for d, m in pairs():
+        inputs += [f"{RESULTS}/eval/{d}/{m}/metrics.json", f"{RESULTS}/eval/{d}/{m}/per_event.parquet",
+                   f"{RESULTS}/eval/{d}/{m}/binned.parquet", f"{RESULTS}/predict/{d}/{m}/timing.csv",
+                   f"{RESULTS}/predict/{d}/{m}/submission.csv"]
+    return inputs
+
+
+rule tables_and_figures:
+    input:
+        report_inputs,
+    output:
+        tables=multiext(f"{RESULTS}/tables/table1", ".csv", ".md", ".tex")
+        + multiext(f"{RESULTS}/tables/table2", ".csv", ".md", ".tex"),
+        missing=f"{RESULTS}/tables/missing.json",
+        figures=directory(f"{RESULTS}/figures"),
+    params:
+        section=config.get("report", {}),
+        datasets=DATASETS,
+        models=MODELS,
+        results=RESULTS,
+    log:
+        f"{RESULTS}/logs/report/tables_and_figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/tables_and_figures.tsv"
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    script:
+        "../scripts/tables_and_figures.py"
