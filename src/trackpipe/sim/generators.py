@@ -20,17 +20,20 @@ range and above pt_min are kept, with their production vertices (decays such as 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..errors import ConfigError
 from .options import as_range
 
+log = logging.getLogger(__name__)
 PION, KAON, PROTON = 0.13957, 0.49368, 0.93827
 _SPECIES = np.array([211, 321, 2212])
 _MASSES = np.array([PION, KAON, PROTON])
 
 DEFAULT_GENERATOR = {
-    "source": "parametric",           # parametric | pythia
+    "source": "parametric",           # parametric | pythia | auto (pythia if pythia8mc is installed)
     "process": "ttbar",               # pythia hard process: ttbar | tth | none
     "mu": 200.0,                      # mean pile-up (Poisson)
     "hard_scatter": True,
@@ -177,9 +180,20 @@ class PythiaSource:
         return _concat(parts)
 
 
+def pythia_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pythia8mc") is not None
+
+
 def make_source(cfg: dict, seed: int):
+    """``auto`` picks Pythia 8 when pythia8mc is installed and the parametric generator otherwise."""
+    if cfg["source"] == "auto":
+        cfg = dict(cfg, source="pythia" if pythia_available() else "parametric")
+        if cfg["source"] == "parametric":
+            log.warning("pythia8mc is not installed: using the parametric generator (no %s signal)", cfg["process"])
     if cfg["source"] == "parametric":
         return ParametricSource(cfg)
     if cfg["source"] == "pythia":
         return PythiaSource(cfg, seed)
-    raise ConfigError(f"generator.source: {cfg['source']!r} is not 'parametric' or 'pythia'")
+    raise ConfigError(f"generator.source: {cfg['source']!r} is not 'auto', 'parametric' or 'pythia'")
