@@ -39,9 +39,9 @@ DEFAULT_SECTION = {
     "seed": 1,
     "split": [0.8, 0.1, 0.1],
     "shards": 1,
-    "redvid": {},
-    "trackml": {},
-    "reduce": None,
+    "redvid": {},      # completed with sim.redvid.DEFAULT_SIM
+    "trackml": {},     # completed with sim.trackml_like.DEFAULT_TRACKML
+    "reduce": None,    # null or completed with reduce.DEFAULT_REDUCE
     "plots": True,
     "reference_trackml": None,
 }
@@ -92,15 +92,34 @@ PAPER_SIZES = {
 
 
 def dataset_section(name: str, section: dict | None = None) -> dict:
-    """The full section of a dataset: generic defaults < the named dataset's defaults < `section`."""
-    base = merge_section(DEFAULT_SECTION, DATASETS.get(name, {}), f"datasets.{name}")
-    sec = merge_section(base, section, f"datasets.{name}")
+    """The full section of a dataset: generic defaults < the named dataset's defaults < `section`.
+
+    The simulator sub-section of the dataset's kind (``redvid`` or ``trackml``) and ``reduce`` are
+    completed with the simulators' own defaults, so the result records every setting used.
+    """
+    from .sim.redvid import DEFAULT_SIM
+    from .sim.trackml_like import DEFAULT_TRACKML
+
     if name not in DATASETS and not section:
         raise ConfigError(f"unknown dataset {name!r} and no config section for it; known: {sorted(DATASETS)}")
+    named, section = DATASETS.get(name, {}), dict(section or {})
+    subs = ("redvid", "trackml", "reduce")
+    sec = merge_section(DEFAULT_SECTION, {k: v for k, v in named.items() if k not in subs}, f"datasets.{name}")
+    sec = merge_section(sec, {k: v for k, v in section.items() if k not in subs}, f"datasets.{name}")
     if sec["kind"] not in ("redvid", "trackml"):
         raise ConfigError(f"datasets.{name}.kind: {sec['kind']!r} is not 'redvid' or 'trackml'")
-    if sec["reduce"] is not None:
-        sec["reduce"] = merge_section(DEFAULT_REDUCE, sec["reduce"], f"datasets.{name}.reduce")
+    defaults = DEFAULT_SIM if sec["kind"] == "redvid" else DEFAULT_TRACKML
+    kind = sec["kind"]
+    sim = merge_section(defaults, named.get(kind), f"datasets.{name}.{kind}")
+    sec[kind] = merge_section(sim, section.get(kind), f"datasets.{name}.{kind}")
+    sec.pop("trackml" if kind == "redvid" else "redvid")
+    reduce = section["reduce"] if "reduce" in section and section["reduce"] is None else named.get("reduce")
+    if "reduce" in section and section["reduce"] is not None:
+        reduce = merge_section(DEFAULT_REDUCE if reduce is None else merge_section(DEFAULT_REDUCE, reduce, name),
+                               section["reduce"], f"datasets.{name}.reduce")
+    elif reduce is not None:
+        reduce = merge_section(DEFAULT_REDUCE, reduce, f"datasets.{name}.reduce")
+    sec["reduce"] = reduce
     if int(sec["events"]) < 1:
         raise ConfigError(f"datasets.{name}.events must be >= 1")
     return sec
@@ -133,9 +152,9 @@ def _sources(sec: dict, *, n_events, seed, trackml_csv, redvid_csv):
         return ids, lambda sel: (src.read_event(e, with_cells=False) for e in sel), 1
     ids = list(range(n_events))
     if kind == "redvid":
-        from .sim.redvid import DEFAULT_SIM, simulate_redvid
+        from .sim.redvid import simulate_redvid
 
-        align = int(merge_section(DEFAULT_SIM, sec["redvid"], "redvid")["batch_events"])
+        align = int(sec["redvid"]["batch_events"])
         return ids, lambda sel: simulate_redvid(sec["redvid"], sel, seed), align
     from .sim.trackml_like import simulate_trackml
 
