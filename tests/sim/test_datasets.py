@@ -145,3 +145,16 @@ def test_cli_simulate(tmp_path, capsys):
     assert main(["simulate", "--dataset", "redvid-linear-10-50", "--events", "4", "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
     assert main(["simulate", "--dataset", "redvid-linear-10-50", "--shard", "3/2", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_published_redvid_csv_as_source(tmp_path):
+    from trackpipe.io.redvid import write_redvid_csv
+    from trackpipe.sim.redvid import simulate_redvid
+
+    events = list(simulate_redvid({"track_types": ["linear"]}, range(10), 4))
+    csv = write_redvid_csv(tmp_path / "hits_and_tracks_3d_events_all.csv", events)
+    info = build_dataset("redvid-linear-10-50", None, tmp_path / "ds", redvid_csv=csv, plots=False)
+    assert info["source_events"] == 10 and info["events"] == {"train": 8, "val": 1, "test": 1}
+    back = EventStore(tmp_path / "ds" / "val").read_event(info["source_ids"]["val"][0])
+    original = events[info["source_ids"]["val"][0]]
+    np.testing.assert_allclose(back.hits.x, original.hits.x, atol=1e-3)

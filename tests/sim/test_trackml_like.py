@@ -172,3 +172,5 @@ def test_pythia_ttbar_is_seeded():
     assert len(a.particles) > 50 and (a.particles.particle_id.to_numpy() >> 52 == 1).all()
     c = next(simulate_trackml(cfg, [3], 1))
     assert len(c.particles) != len(a.particles) or not np.allclose(c.particles.px, a.particles.px)
+    tth = next(simulate_trackml({**PIXEL, "generator": {"source": "pythia", "process": "tth", "mu": 0}}, [0], 1))
+    assert len(tth.particles) > 50

@@ -116,6 +116,16 @@ _PROCESSES = {
 }
 
 
+def _pythia(module, settings, what: str):
+    pythia = module.Pythia("", False)
+    for line in settings:
+        if not pythia.readString(line):
+            raise ConfigError(f"Pythia rejected the setting {line!r} ({what})")
+    if not pythia.init():
+        raise ConfigError(f"Pythia failed to initialise ({what})")
+    return pythia
+
+
 class PythiaSource:
     """Pythia 8 hard process + Poisson minimum-bias pile-up. Needs the optional `pythia8mc` package."""
 
@@ -134,18 +144,10 @@ class PythiaSource:
                 "Next:numberCount = 0"]
         self.hard = None
         if cfg["hard_scatter"] and process != "none":
-            self.hard = pythia8mc.Pythia("", False)
-            for s in base + _PROCESSES[process]:
-                self.hard.readString(s)
-            if not self.hard.init():
-                raise ConfigError(f"Pythia failed to initialise the {process} process")
+            self.hard = _pythia(pythia8mc, base + _PROCESSES[process], process)
         self.minbias = None
         if float(cfg["mu"]) > 0:
-            self.minbias = pythia8mc.Pythia("", False)
-            for s in base + ["SoftQCD:inelastic = on"]:
-                self.minbias.readString(s)
-            if not self.minbias.init():
-                raise ConfigError("Pythia failed to initialise minimum-bias (SoftQCD:inelastic)")
+            self.minbias = _pythia(pythia8mc, base + ["SoftQCD:inelastic = on"], "minimum-bias")
 
     def _charged(self, pythia, coll: int, spot) -> dict:
         rows = [(p.px(), p.py(), p.pz(), p.charge(), p.id(), p.m(), p.xProd(), p.yProd(), p.zProd())
