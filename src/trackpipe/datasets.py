@@ -233,8 +233,12 @@ def build_dataset(name: str, section: dict | None, out, *, n_events: int | None 
     return summary
 
 
-def merge_dataset(shard_dirs, out, *, reference_trackml=None, overwrite: bool = False, plots: bool = True) -> dict:
-    """Join the shard directories of one dataset into `out` (same layout as an unsharded build)."""
+def merge_dataset(shard_dirs, out, *, name: str | None = None, reference_trackml=None, overwrite: bool = False,
+                  plots: bool = True) -> dict:
+    """Join the shard directories of one dataset into `out` (same layout as an unsharded build).
+
+    `name`, when given, must be the dataset the shards were built for.
+    """
     shard_dirs = [Path(d) for d in shard_dirs]
     infos = []
     for d in shard_dirs:
@@ -245,6 +249,11 @@ def merge_dataset(shard_dirs, out, *, reference_trackml=None, overwrite: bool = 
     names = {i["name"] for i in infos}
     if len(names) != 1:
         raise DataError(f"shards of different datasets: {sorted(names)}", file=shard_dirs[0])
+    if name is not None and names != {name}:
+        raise DataError(f"the shards belong to dataset {names.pop()!r}, not {name!r}", file=shard_dirs[0])
+    shards = sorted(tuple(i["shard"]) for i in infos)
+    if len({n for _, n in shards}) != 1 or [i for i, _ in shards] != list(range(shards[0][1])):
+        raise DataError(f"incomplete or mixed shards {shards}: expected 0..n-1 of one n", file=shard_dirs[0])
     first = infos[0]
     with atomic_path(Path(out), overwrite=overwrite, is_dir=True) as tmp:
         counts, sources = {}, {}

@@ -6,7 +6,7 @@ import pytest
 
 from trackpipe.cli import main
 from trackpipe.datasets import DATASETS, PAPER_SIZES, build_dataset, dataset_section, merge_dataset, shard_range
-from trackpipe.errors import ConfigError
+from trackpipe.errors import ConfigError, DataError
 from trackpipe.io.store import EventStore, merge_stores
 from trackpipe.reduce import reduce_event, sample_particles, select_volumes, source_rng, split_of_sources
 from trackpipe.sim.trackml_like import simulate_trackml
@@ -101,7 +101,13 @@ def test_redvid_dataset_shards_equal_unsharded(tmp_path):
     shards = [build_dataset("redvid-helical-10-50", section, tmp_path / f"s{i}", n_events=64, seed=5, shard=(i, 3),
                             plots=False) for i in range(3)]
     assert sum(sum(s["events"].values()) for s in shards) == 64
-    merged = merge_dataset([tmp_path / f"s{i}" for i in range(3)], tmp_path / "merged", plots=False)
+    with pytest.raises(DataError, match="incomplete"):
+        merge_dataset([tmp_path / "s0", tmp_path / "s2"], tmp_path / "bad", plots=False)
+    with pytest.raises(DataError, match="belong"):
+        merge_dataset([tmp_path / f"s{i}" for i in range(3)], tmp_path / "bad", name="redvid-linear-10-50")
+    assert main(["simulate", "--dataset", "redvid-helical-10-50", "--merge", *[str(tmp_path / f"s{i}") for i in range(3)],
+                 "--out", str(tmp_path / "merged"), "--no-plots"]) == 0
+    merged = json.loads((tmp_path / "merged" / "dataset.json").read_text())
     assert merged["events"] == full["events"]
     for split in ("train", "val", "test"):
         for a, b in zip(_store_frames(tmp_path / "full" / split), _store_frames(tmp_path / "merged" / split)):

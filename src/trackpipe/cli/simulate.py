@@ -1,10 +1,14 @@
-"""`trackpipe simulate`: build one named dataset (or one shard of it) into split event stores."""
+"""`trackpipe simulate`: build one named dataset (or one shard of it) into split event stores.
+
+Sharded builds: run ``--shard I/N --out DIR_I`` for I = 0..N-1, then
+``--merge DIR_0 ... DIR_N-1 --out DIR`` joins them (and writes the validation plots).
+"""
 
 from __future__ import annotations
 
 import json
 
-from ..datasets import DATASETS, build_dataset
+from ..datasets import DATASETS, build_dataset, merge_dataset
 from ..errors import ConfigError
 
 
@@ -27,6 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--trackml-csv", default=None, help="use real TrackML events from this directory/zip as sources")
     p.add_argument("--redvid-csv", default=None, help="use the events of this REDVID CSV file instead of simulating")
     p.add_argument("--reference-trackml", default=None, help="real TrackML directory overlaid on validation plots")
+    p.add_argument("--merge", nargs="+", default=None, metavar="SHARD_DIR",
+                   help="instead of simulating, merge these shard directories of --dataset into --out")
     p.add_argument("--no-plots", action="store_true", help="skip the validation plots")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
 
@@ -47,6 +53,12 @@ def _section(text):
 
 
 def run(args) -> int:
+    if args.merge:
+        summary = merge_dataset(args.merge, args.out, name=args.dataset, reference_trackml=args.reference_trackml,
+                                overwrite=args.overwrite, plots=not args.no_plots)
+        counts = ", ".join(f"{k} {v}" for k, v in summary["events"].items())
+        print(f"{args.dataset}: merged {len(args.merge)} shard(s): {counts} -> {args.out}")
+        return 0
     summary = build_dataset(args.dataset, _section(args.config), args.out, n_events=args.events, seed=args.seed,
                             shard=_shard(args.shard), trackml_csv=args.trackml_csv, redvid_csv=args.redvid_csv,
                             reference_trackml=args.reference_trackml, overwrite=args.overwrite,
