@@ -275,8 +275,7 @@ def _plots(root: Path, sec: dict, reference_trackml) -> None:
 
     stores = [root / s for s in SPLITS if (root / s).is_dir()]
     reference = reference_trackml or sec.get("reference_trackml")
-    validation_plots(stores, root / "validation", kind=sec["kind"], reference_trackml=reference,
-                     reference_volumes=(sec.get("reduce") or {}).get("volumes") or sec.get("trackml", {}).get("volumes"))
+    validation_plots(stores, root / "validation", kind=sec["kind"], reference_trackml=reference)
 
 
 def default_sections(paper: bool = False) -> dict:

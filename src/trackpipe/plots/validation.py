@@ -1,7 +1,7 @@
 """Validation plots of a dataset: hits per particle, hit r-z map, pT and eta spectra, hits per event.
 
-For TrackML-like data the same distributions of a real TrackML event (restricted to the simulated
-volumes, e.g. the pixel part) are overlaid, normalised to unit area, so a reader sees how close the
+For TrackML-like data the plots show the pixel part (volumes 7-9) and the same distributions of a
+real TrackML event's pixel part are overlaid, normalised to unit area, so a reader sees how close the
 simulation is. The real event in ../shared/data/trackml is a subsample: its hits-per-event count is
 shown as a marker only. REDVID-like data have no momenta: the pT panel shows the tracks' curvature
 parameter instead and eta is taken from the hit positions.
@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..io.atomic import atomic_path, write_json
 from ..io.store import EventStore
+from ..schema import PIXEL_VOLUMES
 
 _MAX_RZ_POINTS = 200_000
 
@@ -100,22 +101,31 @@ def _reference(path, volumes):
     return ev
 
 
-def validation_plots(stores, out_dir, *, kind: str = "trackml", reference_trackml=None, reference_volumes=None,
+def validation_plots(stores, out_dir, *, kind: str = "trackml", reference_trackml=None, volumes=PIXEL_VOLUMES,
                      max_events: int = 200) -> dict:
-    """Write the validation figures of the given stores (all splits of a dataset) into `out_dir`."""
+    """Write the validation figures of the given stores (all splits of a dataset) into `out_dir`.
+
+    TrackML-like data are shown for the hits of `volumes` (default the pixel part, as the overlay of
+    the real event; None keeps everything), with particles' hit counts recounted on that part.
+    """
+    from ..reduce import select_volumes
+
     out_dir = Path(out_dir)
-    hits, parts, per_event = [], [], []
+    hits, parts = [], []
     for s in stores:
         st = EventStore(s)
-        per_event.append(st.index.n_hits.to_numpy())
         for eid in st.event_ids[:max_events]:
             ev = st.read_event(eid)
+            if kind == "trackml" and volumes:
+                ev = select_volumes(ev, volumes)
             hits.append(ev.hits)
             parts.append(ev.particles)
     hits = pd.concat(hits, ignore_index=True)
     parts = pd.concat(parts, ignore_index=True)
-    per_event = np.concatenate(per_event)
-    ref = _reference(reference_trackml, reference_volumes) if (reference_trackml and kind == "trackml") else None
+    per_event = hits.groupby("event_id").size().to_numpy()
+    ref = _reference(reference_trackml, volumes) if (reference_trackml and kind == "trackml") else None
+    part = " (pixel part)" if kind == "trackml" and volumes and set(volumes) <= set(PIXEL_VOLUMES) else ""
+    kind = f"{kind}{part}"
     sim, real = "simulation", "real TrackML"
 
     def with_ref(sim_values, ref_values):
