@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# pytest runs with --import-mode=importlib (test files in different folders share basenames), so the
+# helper modules beside the tests (uniquely named: metrics_reference, report_fakes, ...) are put on
+# sys.path explicitly.
+for _d in sorted(p for p in Path(__file__).parent.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    if str(_d) not in sys.path:
+        sys.path.append(str(_d))
 SHARED_TRACKML = Path(os.environ.get("TRACKPIPE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "trackml"
 
 # Tests run with one thread per process (CI has 2 cores; oversubscription slows runs 2-100x).

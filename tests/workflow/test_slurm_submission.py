@@ -21,7 +21,7 @@ case "$(basename "$0")" in sacctmgr) echo "<your-account>";; esac
 
 CONFIG = {
     "seed": 1,
-    "datasets": {"toy": {"generator": "redvid"}, "fresh": {"generator": "redvid"}},
+    "datasets": {"toy": {"kind": "redvid", "events": 10}, "fresh": {"kind": "redvid", "events": 10}},
     "models": {"enccla": {"family": "enccla", "datasets": ["toy"]},
                "helix-dbscan": {"family": "helix-dbscan", "datasets": ["toy"]}},
     "evaluate": {"pt_min": 0.9},
@@ -39,16 +39,15 @@ def test_fake_sbatch_gpu_train_and_cpu_job(workdir, tmp_path, snakemake):
         f.chmod(0o755)
     (workdir / "test.yaml").write_text(yaml.safe_dump(CONFIG))
     # Dataset `toy` exists already (its stores newer than its shard), so its training job is ready to submit.
+    (workdir / "results" / "shards" / "toy" / "0").mkdir(parents=True)
     data = workdir / "results" / "data" / "toy"
-    (data / "shards" / "0").mkdir(parents=True)
-    for split in ("train", "val", "test"):
-        (data / split).mkdir()
-        os.utime(data / split, (time.time() + 10, time.time() + 10))
+    data.mkdir(parents=True)
+    os.utime(data, (time.time() + 10, time.time() + 10))
     log = tmp_path / "sbatch.log"
     env = snakemake_env(PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}", FAKE_SLURM_LOG=str(log))
     proc = subprocess.Popen(
         [exe, "--profile", "profiles/slurm", "--configfile", "test.yaml", "--rerun-triggers", "mtime",
-         "--retries", "0", "results/models/toy/enccla", "results/data/fresh/shards/0"],
+         "--retries", "0", "results/models/toy/enccla", "results/shards/fresh/0"],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 120

@@ -50,6 +50,7 @@ CLASSICAL_PATTERN = _pattern([m for m in MODELS if not trainable(m)])
 
 
 def all_targets():
-    out = [f"{RESULTS}/eval/{d}/{m}/metrics.json" for d, m in pairs()]
+    out = [f"{RESULTS}/data/{d}" for d in DATASETS]
+    out += [f"{RESULTS}/eval/{d}/{m}/metrics.json" for d, m in pairs()]
     out += [f"{RESULTS}/tables/table1.md", f"{RESULTS}/tables/table2.md"]
     return out

@@ -1,12 +1,13 @@
-# Data: simulate each dataset in shards (one job per shard on a cluster), then merge each split.
+# Data: each dataset is simulated in shards (one job per shard on a cluster, each a contiguous part of
+# the source events), then merged into results/data/{dataset}/{train,val,test} (+ dataset.json and
+# validation plots).
 
 
 rule simulate_shard:
     output:
-        directory(f"{RESULTS}/data/{{dataset}}/shards/{{shard}}"),
+        directory(f"{RESULTS}/shards/{{dataset}}/{{shard}}"),
     params:
         section=dataset_section,
-        seed=config["seed"],
     log:
         f"{RESULTS}/logs/simulate/{{dataset}}/{{shard}}.log",
     benchmark:
@@ -19,18 +20,20 @@ rule simulate_shard:
         "../scripts/simulate_shard.py"
 
 
-rule merge_split:
+rule merge_dataset:
     input:
-        lambda wc: expand(f"{RESULTS}/data/{wc.dataset}/shards/{{shard}}", shard=range(n_shards(wc.dataset))),
+        lambda wc: expand(f"{RESULTS}/shards/{wc.dataset}/{{shard}}", shard=range(n_shards(wc.dataset))),
     output:
-        directory(f"{RESULTS}/data/{{dataset}}/{{split}}"),
+        directory(f"{RESULTS}/data/{{dataset}}"),
+    params:
+        reference_trackml=config.get("reference_trackml"),
     log:
-        f"{RESULTS}/logs/merge/{{dataset}}/{{split}}.log",
+        f"{RESULTS}/logs/merge/{{dataset}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/merge/{{dataset}}/{{split}}.tsv"
+        f"{RESULTS}/benchmarks/merge/{{dataset}}.tsv"
     threads: 1
     resources:
         runtime=60,
         mem_mb=4000,
     script:
-        "../scripts/merge_split.py"
+        "../scripts/merge_dataset.py"

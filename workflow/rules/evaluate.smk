@@ -3,7 +3,7 @@
 
 rule evaluate:
     input:
-        test=f"{RESULTS}/data/{{dataset}}/test",
+        data=f"{RESULTS}/data/{{dataset}}",
         submission=f"{RESULTS}/predict/{{dataset}}/{{model}}/submission.csv",
         timing=f"{RESULTS}/predict/{{dataset}}/{{model}}/timing.csv",
     output:

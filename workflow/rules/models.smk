@@ -5,8 +5,7 @@ rule train:
     wildcard_constraints:
         model=TRAINED_PATTERN,
     input:
-        train=f"{RESULTS}/data/{{dataset}}/train",
-        val=f"{RESULTS}/data/{{dataset}}/val",
+        data=f"{RESULTS}/data/{{dataset}}",
     output:
         directory(f"{RESULTS}/models/{{dataset}}/{{model}}"),
     params:
@@ -27,7 +26,7 @@ rule train:
 
 rule predict:
     input:
-        test=f"{RESULTS}/data/{{dataset}}/test",
+        data=f"{RESULTS}/data/{{dataset}}",
         model=f"{RESULTS}/models/{{dataset}}/{{model}}",
     output:
         submission=f"{RESULTS}/predict/{{dataset}}/{{model}}/submission.csv",
@@ -52,7 +51,7 @@ rule predict:
 rule predict_classical:
     """Trackers that need no training (the helix-DBSCAN baseline): CPU only, no model directory."""
     input:
-        test=f"{RESULTS}/data/{{dataset}}/test",
+        data=f"{RESULTS}/data/{{dataset}}",
     output:
         submission=f"{RESULTS}/predict/{{dataset}}/{{model}}/submission.csv",
         timing=f"{RESULTS}/predict/{{dataset}}/{{model}}/timing.csv",

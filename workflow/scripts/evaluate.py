@@ -9,7 +9,7 @@ log_to_file(snakemake.log[0])
 from trackpipe.evaluate import evaluate  # noqa: E402
 
 evaluate(
-    snakemake.input.test,
+    f"{snakemake.input.data}/test",
     snakemake.input.submission,
     Path(snakemake.output.metrics).parent,
     timing_path=snakemake.input.timing,

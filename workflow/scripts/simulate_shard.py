@@ -6,10 +6,6 @@ log_to_file(snakemake.log[0])
 
 from trackpipe.datasets import build_dataset  # noqa: E402
 
-build_dataset(
-    snakemake.wildcards.dataset,
-    snakemake.params.section,
-    snakemake.output[0],
-    seed=snakemake.params.seed,
-    shard=(int(snakemake.wildcards.shard), int(snakemake.params.section.get("shards", 1))),
-)
+section = snakemake.params.section
+build_dataset(snakemake.wildcards.dataset, section, snakemake.output[0],
+              shard=(int(snakemake.wildcards.shard), int(section.get("shards", 1))), plots=False)

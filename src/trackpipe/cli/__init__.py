@@ -18,6 +18,7 @@ COMMANDS = {
     "ingest": ("ingest", "convert TrackML / ACTS / REDVID files into an event store"),
     "info": ("info", "summarise an event store"),
     "export": ("export", "write an event store back as TrackML or REDVID CSV"),
+    "simulate": ("simulate", "simulate a named dataset (REDVID-like, TrackML-like, physics samples) into split stores"),
     "score": ("score", "score a submission: TrackML score, efficiencies, fake and duplicate rates"),
 }
 

@@ -280,3 +280,22 @@ def normalise_event(hits, particles, cells=None, *, event_id, file="<memory>") -
     p = coerce_table(particles.assign(event_id=event_id), PARTICLES, file=file, event=event_id)
     c = None if cells is None else coerce_table(cells.assign(event_id=event_id), CELLS, file=file, event=event_id)
     return Event(int(event_id), h, p, c)
+
+
+def merge_stores(paths, out, *, metadata=None, overwrite=False) -> Path:
+    """Concatenate stores with distinct event ids into a new store, events in increasing id order.
+
+    Used to join the shards of a dataset; the manifest keeps the first store's extra metadata
+    (source, seed, config), updated by `metadata`.
+    """
+    stores = [EventStore(p) for p in paths]
+    if not stores:
+        raise DataError("no stores to merge", file=out)
+    order = sorted((int(eid), i) for i, s in enumerate(stores) for eid in s.event_ids)
+    dup = [a for a, b in zip(order, order[1:]) if a[0] == b[0]]
+    if dup:
+        raise DataError(f"event {dup[0][0]} is in more than one store", file=stores[dup[0][1]].path, event=dup[0][0])
+    standard = {"format", "schema_version", "n_events", "n_hits", "n_particles", "columns"}
+    meta = {k: v for k, v in stores[0].manifest.items() if k not in standard}
+    meta.update(metadata or {})
+    return write_store(out, (stores[i].read_event(eid) for eid, i in order), metadata=meta, overwrite=overwrite)

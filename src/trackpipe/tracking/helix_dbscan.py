@@ -8,7 +8,8 @@ assumed vertex shift z0), the hits of a matching track collapse onto one point i
 greedily, as in the public TrackML solutions: a hit moves to a new candidate track when that track is
 larger than its current one and not larger than `max_track_hits`.
 
-`unrolling: linear` replaces asin(k r / 2) by c r (phi0 = phi - c r, z/r), the exact form for the
+`unrolling: linear` (chosen by `auto` for REDVID-like events, whose particles carry a track type)
+replaces asin(k r / 2) by c r (phi0 = phi - c r, z/r), the exact form for the
 REDVID toy helices r = a t, theta = d t, z = b t.
 """
 
@@ -19,7 +20,7 @@ from sklearn.cluster import DBSCAN
 
 # Defaults tuned on the real sub-sampled TrackML event (score 0.43 there; eps 0.01 -> 0.27, z_weight 1 -> 0.12).
 DEFAULTS = {
-    "unrolling": "helix",       # helix | linear
+    "unrolling": "auto",        # helix | linear | auto (linear for REDVID-like events, helix otherwise)
     "curvature_max": 0.003,     # |k| in 1/mm for helix (R >= 333 mm, pT >= 0.2 GeV at 2 T); c in rad/mm for linear
     "n_curvatures": 41,
     "z0_shifts": [0.0],         # assumed vertex z positions, mm

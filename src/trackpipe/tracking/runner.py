@@ -52,11 +52,14 @@ def helix_dbscan_tracker(params: dict | None = None):
 
     def track(event):
         cpu0 = time.process_time()
+        p = dict(params or {})
+        if p.get("unrolling", "auto") == "auto":
+            p["unrolling"] = "linear" if "track_type" in event.particles.columns else "helix"
         h = event.hits
         xyz = h.x.to_numpy(), h.y.to_numpy(), h.z.to_numpy()
         host = time.process_time() - cpu0
         t0 = time.perf_counter()
-        labels = helix_dbscan_labels(*xyz, params)
+        labels = helix_dbscan_labels(*xyz, p)
         return labels, {"device_s": time.perf_counter() - t0, "host_cpu_s": host}
 
     return track
