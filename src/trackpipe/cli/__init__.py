@@ -18,6 +18,7 @@ COMMANDS = {
     "ingest": ("ingest", "convert TrackML / ACTS / REDVID files into an event store"),
     "info": ("info", "summarise an event store"),
     "export": ("export", "write an event store back as TrackML or REDVID CSV"),
+    "locality": ("locality", "projection clustering metrics per region (reconstructible ratio, attention fraction)"),
 }
 
 
