@@ -20,8 +20,9 @@ this project's reading of the name) and their parameters (all lengths in mm on t
   (u, v·v_scale); delta = distance to the nearest denser hit among the ``k_neighbors`` nearest; centres
   have rho >= ``rho_min`` and delta >= ``delta_min`` (or no denser hit nearby); every other hit joins the
   cluster of its nearest denser hit.
-* ``grid_window``: fixed windows of ``width_u`` × ``width_v`` placed every ``stride_u`` × ``stride_v``
-  (stride defaults to the width: a plain grid; a smaller stride gives overlapping windows).
+* ``grid_window``: fixed windows of ``width_u`` × ``width_v`` placed every width·(1 - overlap) along each
+  axis (``overlap_u``, ``overlap_v`` in [0, 1); 0 = a plain grid, 0.5 = every hit in 2 windows along that
+  axis, so any group narrower than half a window lies wholly inside one window).
 
 Wrap-around: grid windows use window indices modulo the number of windows around the circle; the iterative
 windows start their sweep in the largest empty phi gap; dbscan and density peaks cluster the hits plus a
@@ -44,7 +45,7 @@ DEFAULTS = {
     "dbscan": {"eps": 4.0, "min_samples": 2, "v_scale": 0.25},
     "iterative_window": {"width_u": 12.0, "width_v": 80.0, "n_iter": 2},
     "density_peaks": {"d_c": 4.0, "v_scale": 0.25, "rho_min": 3, "delta_min": 8.0, "k_neighbors": 32},
-    "grid_window": {"width_u": 12.0, "width_v": 80.0, "stride_u": None, "stride_v": None},
+    "grid_window": {"width_u": 8.0, "width_v": 200.0, "overlap_u": 0.5, "overlap_v": 0.0},
 }
 ALGORITHMS = tuple(DEFAULTS)
 
@@ -242,10 +243,9 @@ def _searchsorted_pairs(keys_a, vals_a, keys_b, vals_b) -> np.ndarray:
 
 def _grid_window(pts: np.ndarray, p: dict, period: float | None) -> tuple[np.ndarray, np.ndarray]:
     wu, wv = float(p["width_u"]), float(p["width_v"])
-    su = float(p["stride_u"] or wu)
-    sv = float(p["stride_v"] or wv)
-    if not (0 < su <= wu and 0 < sv <= wv):
-        raise ConfigError("grid_window needs 0 < stride <= width on both axes")
+    if not (0 <= p["overlap_u"] < 1 and 0 <= p["overlap_v"] < 1 and wu > 0 and wv > 0):
+        raise ConfigError("grid_window needs widths > 0 and overlaps in [0, 1)")
+    su, sv = wu * (1 - float(p["overlap_u"])), wv * (1 - float(p["overlap_v"]))
     u, v = pts[:, 0], pts[:, 1]
     if period is not None:
         n_u = max(int(np.ceil(period / su)), 1)

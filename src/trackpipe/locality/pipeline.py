@@ -3,7 +3,7 @@
 ``cluster_event(hits, algorithm, params, projection=None) -> LocalityResult``
 
 ``params`` holds the algorithm's keys per region: ``{"barrel": {...}, "endcap": {...}}`` (missing regions or
-keys take the algorithm defaults). The barrel is clustered with u periodic; each endcap plane separately.
+keys take ``REGION_DEFAULTS``, then the algorithm defaults). The barrel is clustered with u periodic; each endcap plane separately.
 Cluster ids are global (0..n_clusters-1) and every cluster lies in one region.
 """
 
@@ -19,6 +19,19 @@ from .clustering import cluster_points
 from .projection import BARREL, ENDCAP_NEG, ENDCAP_POS, Projection, project_to_surfaces, projection_params, refine_vertex_z
 
 REGIONS = ("barrel", "endcap")
+
+# Per-region starting values, tuned on the stand-in dense event (benchmarks/bench_locality.py): barrel tracks
+# are narrow in R·phi (< 5 mm) but long in z on the cylinder (vertex-z spread × R/r, up to ~200 mm); endcap
+# tracks are compact in (x, y). User parameters override these key by key.
+REGION_DEFAULTS = {
+    "dbscan": {"barrel": {"eps": 0.5, "min_samples": 3, "v_scale": 0.01},
+               "endcap": {"eps": 1.0, "min_samples": 3, "v_scale": 1.0}},
+    "iterative_window": {"barrel": {"width_u": 8.0, "width_v": 300.0}, "endcap": {"width_u": 8.0, "width_v": 8.0}},
+    "density_peaks": {"barrel": {"d_c": 2.0, "v_scale": 0.02, "delta_min": 4.0},
+                      "endcap": {"d_c": 1.0, "v_scale": 1.0, "delta_min": 4.0}},
+    "grid_window": {"barrel": {"width_u": 6.0, "width_v": 200.0, "overlap_u": 0.5, "overlap_v": 0.0},
+                    "endcap": {"width_u": 6.0, "width_v": 6.0, "overlap_u": 0.5, "overlap_v": 0.5}},
+}
 _SURFACES = ((BARREL, "barrel"), (ENDCAP_NEG, "endcap"), (ENDCAP_POS, "endcap"))
 
 
@@ -39,7 +52,8 @@ def region_params(algorithm: str, params: dict | None) -> dict:
     unknown = set(params) - set(REGIONS)
     if unknown:
         raise ConfigError(f"clustering params for {algorithm} take regions {list(REGIONS)}, got {sorted(unknown)}")
-    return {r: dict(params.get(r) or {}) for r in REGIONS}
+    defaults = REGION_DEFAULTS.get(algorithm, {})
+    return {r: {**defaults.get(r, {}), **(params.get(r) or {})} for r in REGIONS}
 
 
 def _cluster_surfaces(proj: Projection, surfaces, algorithm, rparams, seconds):
