@@ -111,11 +111,7 @@ def project_to_surfaces(hits, params: dict | None = None, *, event=None) -> Proj
 
 
 def _reproject(x, y, z, r, region, z0, R, Z):
-    """Coordinates of hits seen from vertex (0, 0, z0), shape (n_hits, n_candidates), plus an angular scale.
-
-    The angular scale converts surface distances to direction differences so that spreads at different z0
-    are comparable (the projection distance changes with z0).
-    """
+    """Coordinates of hits seen from vertex (0, 0, z0), shape (n_hits, n_candidates)."""
     z0 = z0[None, :]
     barrel = (region == BARREL)[:, None]
     # barrel: v = z0 + (z - z0)·R/r, u unchanged (phi does not depend on the vertex z)
@@ -125,8 +121,7 @@ def _reproject(x, y, z, r, region, z0, R, Z):
     t = (plane - z0) / (z[:, None] - z0)
     u = np.where(barrel, np.broadcast_to(R * np.arctan2(y, x)[:, None], v_b.shape), x[:, None] * t)
     v = np.where(barrel, v_b, y[:, None] * t)
-    ang = np.where(barrel, 1.0, np.abs(Z / (plane - z0)))  # endcap: distances rescaled to the z0 = 0 plane
-    return u, v, ang
+    return u, v
 
 
 def refine_vertex_z(hits, proj: Projection, hit_index: np.ndarray, cluster_id: np.ndarray,
@@ -134,8 +129,9 @@ def refine_vertex_z(hits, proj: Projection, hit_index: np.ndarray, cluster_id: n
     """Re-project each cluster of the refined regions from the candidate vertex z0 that aligns it best.
 
     ``hit_index``/``cluster_id`` are the cluster memberships (a hit in several clusters takes the z0 of the
-    first, in membership order). Alignment = the cluster's spread (sum of per-axis variances) after
-    rescaling to the z0 = 0 surface; single-hit clusters keep z0 = 0. Returns the refined projection and the
+    first, in membership order). Alignment = the cluster's spread (sum of per-axis variances; on the endcap
+    planes divided by the mean squared radius, since z0 rescales the plane); ties and single-hit clusters
+    keep the candidate nearest z0 = 0. Returns the refined projection and the
     chosen z0 per hit (0 for hits not refined). Cost: O(n_hits · n_candidates), vectorised.
     """
     p = projection_params(params)
@@ -160,23 +156,28 @@ def refine_vertex_z(hits, proj: Projection, hit_index: np.ndarray, cluster_id: n
         raise ConfigError("vertex_z candidates must not reach the endcap planes")
     R, Z = float(p["barrel_radius"]), float(p["endcap_z"])
     xs, ys, zs = x[sel], y[sel], z[sel]
-    u, v, ang = _reproject(xs, ys, zs, np.hypot(xs, ys), proj.region[sel], cand, R, Z)
+    u, v = _reproject(xs, ys, zs, np.hypot(xs, ys), proj.region[sel], cand, R, Z)
     _, local = np.unique(first[sel], return_inverse=True)
     n_cl = local.max() + 1
     counts = np.bincount(local, minlength=n_cl).astype(np.float64)
-    uu, vv = u * ang, v * ang
     ub = proj.region[sel] == BARREL
     if ub.any():
         # unwrap barrel R·phi around the cluster's first hit so that a cluster at phi = ±pi is not spread
         ref = np.zeros(n_cl)
-        ref[local[::-1]] = uu[::-1, 0]
-        d = uu - ref[local][:, None]
-        uu = np.where(ub[:, None], ref[local][:, None] + (d + proj.period / 2) % proj.period - proj.period / 2, uu)
+        ref[local[::-1]] = u[::-1, 0]
+        d = u - ref[local][:, None]
+        u = np.where(ub[:, None], ref[local][:, None] + (d + proj.period / 2) % proj.period - proj.period / 2, u)
     member = sparse.csr_matrix((np.ones(len(sel)), (local, np.arange(len(sel)))), shape=(n_cl, len(sel)))
     spread = np.zeros((n_cl, len(cand)))
-    for a in (uu, vv):
+    for a in (u, v):
         mean = (member @ a) / counts[:, None]
         spread += (member @ (a * a)) / counts[:, None] - mean**2
+    # Endcap: moving z0 rescales the whole plane, so compare spreads relative to the cluster's mean squared
+    # radius (scale-free). Barrel: z0 shifts and stretches v only; the absolute spread is compared.
+    endcap_cluster = np.zeros(n_cl, bool)
+    endcap_cluster[local[~ub]] = True
+    m2 = (member @ (u * u + v * v)) / counts[:, None]
+    spread = np.where(endcap_cluster[:, None], spread / np.maximum(m2, 1e-12), spread)
     # ties (and single-hit clusters) prefer the candidate closest to z0 = 0
     prefer = np.abs(cand)[None, :] * 1e-12
     best = np.argmin(spread + prefer, axis=1)
