@@ -118,7 +118,11 @@ def _reproject(x, y, z, r, region, z0, R, Z):
     v_b = z0 + (z[:, None] - z0) * (R / r[:, None])
     # endcap: the plane sits at ±Z; scale t = (±Z - z0)/(z - z0)
     plane = np.where(z >= 0, Z, -Z)[:, None]
-    t = (plane - z0) / (z[:, None] - z0)
+    dz = z[:, None] - z0
+    # barrel rows do not use t; an endcap hit exactly at a candidate z0 is never aligned (t -> inf), so it
+    # gets a huge (finite) scale that makes that candidate lose
+    dz = np.where(barrel, 1.0, np.where(dz == 0, 1e-9, dz))
+    t = (plane - z0) / dz
     u = np.where(barrel, np.broadcast_to(R * np.arctan2(y, x)[:, None], v_b.shape), x[:, None] * t)
     v = np.where(barrel, v_b, y[:, None] * t)
     return u, v
