@@ -24,13 +24,45 @@ import torch.nn.functional as F
 from .blocks import ClusterBlocks
 
 
-def _pool(values: torch.Tensor, hits: torch.Tensor, blocks: ClusterBlocks, like: torch.Tensor) -> torch.Tensor:
-    """Scatter token outputs (B, H, M, D) back to hits, averaging duplicated hits."""
-    out = like.new_zeros(like.shape).index_add(2, hits, values)
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, N, D) -> (N, B·H·D): one row per hit, so gathers are contiguous row copies."""
+    B, H, N, D = x.shape
+    return x.permute(2, 0, 1, 3).reshape(N, B * H * D)
+
+
+def _unrows(rows: torch.Tensor, shape) -> torch.Tensor:
+    B, H, N, D = shape
+    return rows.reshape(N, B, H, D).permute(1, 2, 0, 3)
+
+
+def _pool_rows(token_rows: torch.Tensor, hits: torch.Tensor, blocks: ClusterBlocks, shape) -> torch.Tensor:
+    """Scatter token rows (M, B·H·D) back to hits (B, H, N, D), averaging duplicated hits."""
+    out = token_rows.new_zeros(shape[2], token_rows.shape[1]).index_add(0, hits, token_rows)
     if int(blocks.hit_multiplicity.max(initial=1)) > 1:
         mult = torch.as_tensor(blocks.hit_multiplicity, dtype=out.dtype, device=out.device)
         out = out / mult[:, None]
-    return out
+    return _unrows(out, shape)
+
+
+def _bucket_tensors(blocks: ClusterBlocks, device) -> list:
+    """Per bucket: (L, flat hit index (C·L,), key-padding bias (C, 1, 1, L), flat valid positions, their hits).
+
+    Built once per (tables, device) and kept on the tables object, so training epochs reuse them.
+    """
+    cache = blocks.__dict__.setdefault("_torch_buckets", {})
+    key = str(device)
+    if key not in cache:
+        token_hit = torch.as_tensor(blocks.token_hit, device=device)
+        out = []
+        for L, table in blocks.buckets():
+            t = torch.as_tensor(table, device=device)
+            valid = t >= 0
+            hit_of = token_hit[t.clamp(min=0)].reshape(-1)
+            bias = torch.zeros(t.shape[0], 1, 1, L, device=device).masked_fill(~valid[:, None, None, :], float("-inf"))
+            flat = torch.nonzero(valid.reshape(-1)).squeeze(1)
+            out.append((L, hit_of, bias, flat, hit_of[flat]))
+        cache[key] = out
+    return cache[key]
 
 
 def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: ClusterBlocks,
@@ -38,23 +70,34 @@ def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     B, H, N, D = q.shape
     if N != blocks.n_hits:
         raise ValueError(f"q has {N} hits but the block tables were built for {blocks.n_hits}")
-    token_hit = torch.as_tensor(blocks.token_hit, device=q.device)
+    qkv = torch.stack([q, k, v]).permute(3, 0, 1, 2, 4).reshape(N, 3 * B * H * D)  # one row per hit
     outs, hits = [], []
-    for L, table in blocks.buckets():
-        t = torch.as_tensor(table, device=q.device)               # (C, L) token positions, -1 = pad
-        valid = t >= 0
-        hit_of = token_hit[t.clamp(min=0)]                         # (C, L) hit indices
-        C = t.shape[0]
+    for L, hit_of, bias, flat, flat_hits in _bucket_tensors(blocks, q.device):
+        C = bias.shape[0]
+        x = qkv.index_select(0, hit_of).reshape(C, L, 3, B, H, D).permute(2, 3, 0, 4, 1, 5).reshape(3, B * C, H, L, D)
+        mask = bias.to(q.dtype)
+        if B > 1:
+            mask = mask.repeat(B, 1, 1, 1)
+        o = F.scaled_dot_product_attention(x[0], x[1], x[2], attn_mask=mask, scale=scale)   # (B·C, H, L, D)
+        o = o.reshape(B, C, H, L, D).permute(1, 3, 0, 2, 4).reshape(C * L, B * H * D)
+        outs.append(o.index_select(0, flat))
+        hits.append(flat_hits)
+    rows = torch.cat(outs)
+    order = _token_to_hit_order(blocks, hits)
+    if order is not None:  # disjoint clusters: a permutation, gathered instead of scattered (faster on CPU)
+        return _unrows(rows.index_select(0, order), q.shape)
+    return _pool_rows(rows, torch.cat(hits), blocks, q.shape)
 
-        def gather(x):  # (B, H, N, D) -> (B·C, H, L, D)
-            return x[:, :, hit_of].permute(0, 2, 1, 3, 4).reshape(B * C, H, L, D)
 
-        bias = torch.zeros(C, 1, 1, L, dtype=q.dtype, device=q.device).masked_fill(~valid[:, None, None, :], float("-inf"))
-        o = F.scaled_dot_product_attention(gather(q), gather(k), gather(v), attn_mask=bias.repeat(B, 1, 1, 1), scale=scale)
-        o = o.reshape(B, C, H, L, D).permute(0, 2, 1, 3, 4)        # (B, H, C, L, D)
-        outs.append(o[:, :, valid])                                # (B, H, n_valid, D)
-        hits.append(hit_of[valid])
-    return _pool(torch.cat(outs, dim=2), torch.cat(hits), blocks, q)
+def _token_to_hit_order(blocks: ClusterBlocks, hits: list):
+    """For disjoint clusters, the row of each hit in the concatenated bucket outputs (cached); else None."""
+    if int(blocks.hit_multiplicity.max(initial=1)) > 1:
+        return None
+    cache = blocks.__dict__.setdefault("_torch_inverse", {})
+    key = str(hits[0].device) if hits else "cpu"
+    if key not in cache:
+        cache[key] = torch.argsort(torch.cat(hits))
+    return cache[key]
 
 
 @functools.cache
@@ -77,8 +120,9 @@ def flex_cluster_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     token_hit = torch.as_tensor(blocks.token_hit, device=q.device)
     pad = blocks.n_blocks * blocks.block_size - blocks.n_tokens
 
-    def tokens(x):
-        return F.pad(x[:, :, token_hit], (0, 0, 0, pad))
+    def tokens(x):  # hit order -> padded token order, (B, H, M_pad, D)
+        return F.pad(_unrows(_rows(x).index_select(0, token_hit), (*x.shape[:2], blocks.n_tokens, x.shape[3])),
+                     (0, 0, 0, pad))
 
     o = fn(tokens(q), tokens(k), tokens(v), block_mask=block_mask, scale=scale)
-    return _pool(o[:, :, :blocks.n_tokens], token_hit, blocks, q)
+    return _pool_rows(_rows(o[:, :, :blocks.n_tokens]), token_hit, blocks, q.shape)
