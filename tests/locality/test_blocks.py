@@ -128,3 +128,20 @@ def test_cache_checksum_catches_silent_changes(tmp_path):
     with pytest.raises(DataError, match="other data"):
         save_blocks(path, b, key)
         load_blocks(path, "another key")
+
+
+def test_event_blocks_from_a_real_event_are_cached_per_parameters(trackml_event, tmp_path, monkeypatch):
+    from trackpipe.locality import pipeline
+    from trackpipe.locality.events import pixel_hits
+
+    hits = pixel_hits(trackml_event.hits)
+    calls = []
+    real = pipeline.cluster_event
+    monkeypatch.setattr(pipeline, "cluster_event", lambda *a, **k: calls.append(1) or real(*a, **k))
+    b1, loaded1 = pipeline.event_blocks(1, hits, "grid_window", cache_dir=tmp_path)
+    b2, loaded2 = pipeline.event_blocks(1, hits, "grid_window", cache_dir=tmp_path)
+    assert (loaded1, loaded2) == (False, True) and len(calls) == 1
+    np.testing.assert_array_equal(b1.token_hit, b2.token_hit)
+    assert b1.n_hits == len(hits) and b1.hit_multiplicity.min() >= 1
+    _, loaded3 = pipeline.event_blocks(1, hits, "grid_window", {"barrel": {"width_u": 10.0}}, cache_dir=tmp_path)
+    assert not loaded3 and len(calls) == 2

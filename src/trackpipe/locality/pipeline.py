@@ -110,3 +110,24 @@ def cluster_event(hits, algorithm: str, params: dict | None = None, projection: 
         hit_region=(proj.region != BARREL).astype(np.int8),
         cluster_region=np.concatenate(region) if region else np.zeros(0, np.int8),
         projection=proj, seconds=seconds)
+
+
+def event_blocks(event_id, hits, algorithm: str, params: dict | None = None, projection: dict | None = None,
+                 blocks: dict | None = None, cache_dir=None, *, on_corrupt: str = "rebuild"):
+    """Block tables of one event for cluster-restricted attention, cached under ``cache_dir`` if given.
+
+    The cache key covers the event's hit ids and coordinates and every parameter (algorithm, per-region
+    clustering, projection, blocks), so a change to any of them builds new tables; epochs after the first
+    load them from disk. Returns (ClusterBlocks, loaded_from_cache).
+    """
+    from .blocks import build_blocks, cache_key, cached_blocks
+
+    def build():
+        r = cluster_event(hits, algorithm, params, projection, event=event_id)
+        return build_blocks(r.hit_index, r.cluster_id, r.n_hits, blocks)
+
+    if cache_dir is None:
+        return build(), False
+    key = cache_key(event_id, hits, algorithm, {"clustering": region_params(algorithm, params),
+                                                 "projection": projection_params(projection), "blocks": blocks or {}})
+    return cached_blocks(cache_dir, event_id, key, build, on_corrupt=on_corrupt)
