@@ -152,6 +152,9 @@ def attention_worker(method, n, threads, repeats, clusters_file):
         t0 = time.perf_counter()
         fn()
         extra["compile_s"] = time.perf_counter() - t0
+    with torch.no_grad():
+        if method != "flex":
+            fn()  # warm-up (first-call allocations, cached bucket tensors); flex was warmed by its compile
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     with torch.no_grad():
@@ -164,12 +167,13 @@ def attention_worker(method, n, threads, repeats, clusters_file):
                       "block_sparsity": blocks.block_sparsity(), **extra}))
 
 
-def run_worker(method, n, args, clusters_file=None, repeats=None):
-    cmd = [sys.executable, __file__, "--_worker", method, str(n), "--threads", str(args.threads),
+def run_worker(method, n, args, clusters_file=None, repeats=None, threads=None):
+    threads = threads or int(str(args.threads).split(",")[0])
+    cmd = [sys.executable, __file__, "--_worker", method, str(n), "--threads", str(threads),
            "--repeats", str(repeats or args.repeats)]
     if clusters_file:
         cmd += ["--_clusters", str(clusters_file)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1][:80]}
@@ -183,7 +187,8 @@ def main():
     ap.add_argument("--copies", type=int, default=22)
     ap.add_argument("--test-events", type=int, default=2)
     ap.add_argument("--max-events", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="2", help="torch threads for the attention timings; a list (1,2) "
+                    "gives one row per count (on a loaded machine 2 threads can be slower than 1)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
     ap.add_argument("--sizes", default="2000,10000,30000")
@@ -193,9 +198,9 @@ def main():
     ap.add_argument("--_clusters", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._worker:
-        attention_worker(args._worker[0], int(args._worker[1]), args.threads, args.repeats, args._clusters)
+        attention_worker(args._worker[0], int(args._worker[1]), int(args.threads), args.repeats, args._clusters)
         return
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads).split(",")[0])
     pd.set_option("display.width", 200)
     events, what = load_events(args)
     print(f"# data: {what}; events: 1 validation + {max(len(events) - 1, 1)} test")
@@ -221,22 +226,26 @@ def main():
         labels[result.hit_index] = result.cluster_id  # disjoint clusters for the chosen algorithm
         cluster_file = Path(tempfile.mkdtemp()) / "clusters.npy"
         np.save(cluster_file, labels)
-    print(f"\n## 3. attention forward, {args.threads} threads, batch 1, 4 heads, head dim 48, fp32 (median of "
+    print(f"\n## 3. attention forward, threads {args.threads}, batch 1, 4 heads, head dim 48, fp32 (median of "
           f"{args.repeats}; peak = RSS increase during the timed runs)")
     rows = []
     sizes = [int(s) for s in args.sizes.split(",")]
-    configs = [(n, None) for n in sizes] + ([(0, cluster_file)] if cluster_file else [])
+    configs = [(n, None) for n in sizes] + ([(result.n_hits, cluster_file)] if cluster_file else [])
     for n, cf in configs:
-        label = f"{n}" if cf is None else "full event (real clusters)"
-        blocked = run_worker("blocked", n, args, cf)
-        dense = run_worker("dense", n, args, cf, repeats=1 if (n or 60000) > 20000 else None) if (n or 0) <= 30000 and cf is None else {"error": "skipped: > 30k hits"}
-        flex = {"error": "skipped (--no-flex)"} if args.no_flex else run_worker("flex", n, args, cf)
-        rows.append({"N": label, "blocked_ms": blocked.get("ms"), "blocked_peak_gb": blocked.get("peak_gb"),
-                     "dense_ms": dense.get("ms"), "dense_peak_gb": dense.get("peak_gb"),
-                     "flex_ms": flex.get("ms"), "flex_compile_s": flex.get("compile_s"),
-                     "flex_mask_ms": flex.get("mask_ms"), "block_sparsity": blocked.get("block_sparsity"),
-                     "dense/blocked": (dense["ms"] / blocked["ms"]) if "ms" in dense and "ms" in blocked else None,
-                     "notes": "; ".join(d["error"] for d in (blocked, dense, flex) if "error" in d)})
+        for threads in (int(t) for t in str(args.threads).split(",")):
+            label = f"{n}" if cf is None else f"{n} (event, real clusters)"
+            blocked = run_worker("blocked", n, args, cf, threads=threads)
+            # dense SDPA: O(N²) time; one repeat above 20k, skipped above 30k (minutes per call on 2 cores)
+            dense = (run_worker("dense", n, args, cf, repeats=1 if n > 20000 else None, threads=threads)
+                     if n <= 30000 else {"error": "dense skipped: > 30k hits"})
+            flex = {"error": "skipped (--no-flex)"} if args.no_flex else run_worker("flex", n, args, cf, threads=threads)
+            rows.append({"N": label, "threads": threads, "blocked_ms": blocked.get("ms"),
+                         "blocked_peak_gb": blocked.get("peak_gb"), "dense_ms": dense.get("ms"),
+                         "dense_peak_gb": dense.get("peak_gb"), "flex_ms": flex.get("ms"),
+                         "flex_compile_s": flex.get("compile_s"), "flex_mask_ms": flex.get("mask_ms"),
+                         "block_sparsity": blocked.get("block_sparsity"),
+                         "dense/blocked": (dense["ms"] / blocked["ms"]) if "ms" in dense and "ms" in blocked else None,
+                         "notes": "; ".join(d["error"] for d in (blocked, dense, flex) if "error" in d)})
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
