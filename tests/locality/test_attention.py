@@ -93,3 +93,16 @@ def test_wrong_hit_count_is_rejected():
     b, q, k, v, _ = _setup(n=50)
     with pytest.raises(ValueError, match="50"):
         cluster_blocked_attention(q[:, :, :40], k[:, :, :40], v[:, :, :40], b)
+
+
+def test_auto_backend_on_cpu_is_the_trainable_blocked_path():
+    from trackpipe.locality.attention import cluster_attention
+
+    b, q, k, v, mask = _setup(n=100, seed=5)
+    q.requires_grad_(True)
+    out = cluster_attention(q, k, v, b)
+    assert (out - F.scaled_dot_product_attention(q, k, v, attn_mask=mask)).abs().max() <= 1e-5
+    out.sum().backward()  # flex would raise NotImplementedError here on CPU
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+    with pytest.raises(ValueError, match="backend"):
+        cluster_attention(q, k, v, b, backend="dense")

@@ -126,3 +126,21 @@ def flex_cluster_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
 
     o = fn(tokens(q), tokens(k), tokens(v), block_mask=block_mask, scale=scale)
     return _pool_rows(_rows(o[:, :, :blocks.n_tokens]), token_hit, blocks, q.shape)
+
+
+def cluster_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: ClusterBlocks, *,
+                      backend: str = "auto", scale: float | None = None) -> torch.Tensor:
+    """Pick the execution path: ``auto`` = compiled flex on CUDA (forward and backward there), the
+    cluster-blocked SDPA path on CPU (torch 2.13 has no FlexAttention backward on CPU). ``flex`` and
+    ``blocked`` force one. The BlockMask is built once per device and kept on the tables object."""
+    if backend == "auto":
+        backend = "flex" if q.is_cuda else "blocked"
+    if backend == "blocked":
+        return cluster_blocked_attention(q, k, v, blocks, scale=scale)
+    if backend != "flex":
+        raise ValueError(f"backend must be auto, flex or blocked, not {backend!r}")
+    masks = blocks.__dict__.setdefault("_block_masks", {})
+    key = str(q.device)
+    if key not in masks:
+        masks[key] = blocks.block_mask(device=q.device)
+    return flex_cluster_attention(q, k, v, masks[key], blocks=blocks, compiled=True, scale=scale)

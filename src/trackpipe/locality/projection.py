@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 BARREL, ENDCAP_NEG, ENDCAP_POS = 0, 1, 2
-REGION_NAMES = {BARREL: "barrel", ENDCAP_NEG: "endcap", ENDCAP_POS: "endcap"}
 
 PROJECTION_DEFAULTS = {
     "barrel_radius": 91.0,      # mm, cylinder of the barrel surface
@@ -44,13 +43,9 @@ def projection_params(params: dict | None) -> dict:
     params = dict(params or {})
     unknown = set(params) - set(PROJECTION_DEFAULTS)
     if unknown:
-        from ..errors import ConfigError
-
         raise ConfigError(f"unknown projection keys: {sorted(unknown)}; allowed: {sorted(PROJECTION_DEFAULTS)}")
     out = {**PROJECTION_DEFAULTS, **params}
     if out["region_by"] not in ("surface", "volume"):
-        from ..errors import ConfigError
-
         raise ConfigError(f"projection.region_by must be 'surface' or 'volume', not {out['region_by']!r}")
     return out
 
@@ -154,10 +149,8 @@ def refine_vertex_z(hits, proj: Projection, hit_index: np.ndarray, cluster_id: n
     if len(sel) == 0:
         return proj, z0_hit
     cand = np.linspace(float(p["vertex_z_min"]), float(p["vertex_z_max"]), int(p["vertex_z_candidates"]))
-    if np.any(np.isclose(cand, p["endcap_z"]) | np.isclose(cand, -p["endcap_z"])):
-        from ..errors import ConfigError
-
-        raise ConfigError("vertex_z candidates must not reach the endcap planes")
+    if np.any(np.abs(cand) >= 0.5 * float(p["endcap_z"])):
+        raise ConfigError("vertex_z candidates must stay well inside the endcap planes (|z0| < endcap_z / 2)")
     R, Z = float(p["barrel_radius"]), float(p["endcap_z"])
     xs, ys, zs = x[sel], y[sel], z[sel]
     u, v = _reproject(xs, ys, zs, np.hypot(xs, ys), proj.region[sel], cand, R, Z)
