@@ -10,7 +10,6 @@ import numpy as np
 
 from ..errors import ConfigError
 
-KEYS = ("reconstructible_ratio", "attention_fraction", "n_clusters", "cluster_dm_efficiency", "seconds_per_event")
 
 
 def add_arguments(p) -> None:

@@ -18,7 +18,6 @@ For each region (``barrel``, ``endcap``) and the whole event (``all``):
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ..errors import DataError
 from .pipeline import LocalityResult
