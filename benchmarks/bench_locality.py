@@ -163,6 +163,14 @@ def attention_worker(method, n, threads, repeats, clusters_file):
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if method == "blocked":  # the CPU training path: forward + backward
+        qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
+        bwd = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            cluster_blocked_attention(qg, kg, vg, blocks).sum().backward()
+            bwd.append((time.perf_counter() - t0) * 1e3)
+        extra["fwd_bwd_ms"] = statistics.median(bwd)
     print(json.dumps({"ms": statistics.median(times), "peak_gb": (peak - base) / 1e6,
                       "block_sparsity": blocks.block_sparsity(), **extra}))
 
@@ -240,6 +248,7 @@ def main():
                      if n <= 30000 else {"error": "dense skipped: > 30k hits"})
             flex = {"error": "skipped (--no-flex)"} if args.no_flex else run_worker("flex", n, args, cf, threads=threads)
             rows.append({"N": label, "threads": threads, "blocked_ms": blocked.get("ms"),
+                         "blocked_fwd_bwd_ms": blocked.get("fwd_bwd_ms"),
                          "blocked_peak_gb": blocked.get("peak_gb"), "dense_ms": dense.get("ms"),
                          "dense_peak_gb": dense.get("peak_gb"), "flex_ms": flex.get("ms"),
                          "flex_compile_s": flex.get("compile_s"), "flex_mask_ms": flex.get("mask_ms"),

@@ -44,24 +44,34 @@ def _pool_rows(token_rows: torch.Tensor, hits: torch.Tensor, blocks: ClusterBloc
     return _unrows(out, shape)
 
 
-def _bucket_tensors(blocks: ClusterBlocks, device) -> list:
-    """Per bucket: (L, flat hit index (C·L,), key-padding bias (C, 1, 1, L), flat valid positions, their hits).
+def _bucket_tensors(blocks: ClusterBlocks, device) -> dict:
+    """Index tensors of the cluster-blocked path, built once per (tables, device) and kept on the tables.
 
-    Built once per (tables, device) and kept on the tables object, so training epochs reuse them.
+    ``buckets``: per bucket (L, hit of each padded slot (C·L,), key-padding bias (C, 1, 1, L)). The bucket
+    outputs are concatenated slot-wise; ``hit_slot`` is the slot of each hit (disjoint clusters), and
+    ``valid_slot``/``valid_hit`` list every real token's slot and hit (for pooling duplicated hits).
     """
     cache = blocks.__dict__.setdefault("_torch_buckets", {})
     key = str(device)
     if key not in cache:
         token_hit = torch.as_tensor(blocks.token_hit, device=device)
-        out = []
+        buckets, valid_slot, valid_hit, offset = [], [], [], 0
         for L, table in blocks.buckets():
             t = torch.as_tensor(table, device=device)
             valid = t >= 0
             hit_of = token_hit[t.clamp(min=0)].reshape(-1)
             bias = torch.zeros(t.shape[0], 1, 1, L, device=device).masked_fill(~valid[:, None, None, :], float("-inf"))
             flat = torch.nonzero(valid.reshape(-1)).squeeze(1)
-            out.append((L, hit_of, bias, flat, hit_of[flat]))
-        cache[key] = out
+            buckets.append((L, hit_of, bias))
+            valid_slot.append(flat + offset)
+            valid_hit.append(hit_of[flat])
+            offset += hit_of.numel()
+        valid_slot, valid_hit = torch.cat(valid_slot), torch.cat(valid_hit)
+        hit_slot = None
+        if int(blocks.hit_multiplicity.max(initial=1)) == 1:
+            hit_slot = torch.empty(blocks.n_hits, dtype=torch.long, device=device)
+            hit_slot[valid_hit] = valid_slot
+        cache[key] = {"buckets": buckets, "valid_slot": valid_slot, "valid_hit": valid_hit, "hit_slot": hit_slot}
     return cache[key]
 
 
@@ -70,34 +80,23 @@ def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     B, H, N, D = q.shape
     if N != blocks.n_hits:
         raise ValueError(f"q has {N} hits but the block tables were built for {blocks.n_hits}")
-    qkv = torch.stack([q, k, v]).permute(3, 0, 1, 2, 4).reshape(N, 3 * B * H * D)  # one row per hit
-    outs, hits = [], []
-    for L, hit_of, bias, flat, flat_hits in _bucket_tensors(blocks, q.device):
+    tensors = _bucket_tensors(blocks, q.device)
+    qf, kf, vf = (x.reshape(B * H, N, D) for x in (q, k, v))
+    outs = []
+    for L, hit_of, bias in tensors["buckets"]:
         C = bias.shape[0]
-        x = qkv.index_select(0, hit_of).reshape(C, L, 3, B, H, D).permute(2, 3, 0, 4, 1, 5).reshape(3, B * C, H, L, D)
-        mask = bias.to(q.dtype)
-        if B > 1:
-            mask = mask.repeat(B, 1, 1, 1)
-        o = F.scaled_dot_product_attention(x[0], x[1], x[2], attn_mask=mask, scale=scale)   # (B·C, H, L, D)
-        o = o.reshape(B, C, H, L, D).permute(1, 3, 0, 2, 4).reshape(C * L, B * H * D)
-        outs.append(o.index_select(0, flat))
-        hits.append(flat_hits)
-    rows = torch.cat(outs)
-    order = _token_to_hit_order(blocks, hits)
-    if order is not None:  # disjoint clusters: a permutation, gathered instead of scattered (faster on CPU)
-        return _unrows(rows.index_select(0, order), q.shape)
-    return _pool_rows(rows, torch.cat(hits), blocks, q.shape)
 
+        def gather(x):  # (B·H, N, D) -> (C, B·H, L, D); the padding bias broadcasts over B·H
+            return x.index_select(1, hit_of).view(B * H, C, L, D).transpose(0, 1)
 
-def _token_to_hit_order(blocks: ClusterBlocks, hits: list):
-    """For disjoint clusters, the row of each hit in the concatenated bucket outputs (cached); else None."""
-    if int(blocks.hit_multiplicity.max(initial=1)) > 1:
-        return None
-    cache = blocks.__dict__.setdefault("_torch_inverse", {})
-    key = str(hits[0].device) if hits else "cpu"
-    if key not in cache:
-        cache[key] = torch.argsort(torch.cat(hits))
-    return cache[key]
+        o = F.scaled_dot_product_attention(gather(qf), gather(kf), gather(vf), attn_mask=bias.to(q.dtype), scale=scale)
+        outs.append(o.transpose(0, 1).reshape(B * H, C * L, D))
+    slots = torch.cat(outs, dim=1)                                    # (B·H, padded slots, D)
+    if tensors["hit_slot"] is not None:  # disjoint clusters: every hit has exactly one slot
+        return slots.index_select(1, tensors["hit_slot"]).view(B, H, N, D)
+    out = slots.new_zeros(B * H, N, D).index_add(1, tensors["valid_hit"], slots.index_select(1, tensors["valid_slot"]))
+    mult = torch.as_tensor(blocks.hit_multiplicity, dtype=out.dtype, device=out.device)
+    return (out / mult[None, :, None]).view(B, H, N, D)
 
 
 @functools.cache
