@@ -13,9 +13,10 @@ Printed tables:
     reconstructible ratio, attention fraction, clusters, cluster DM efficiency per region, on the test events;
  2. projection + clustering + block tables per event (median of --repeats), target < 1 s;
  3. attention forward at N = 2k / 10k / 30k (+ the full event with its real clusters): cluster-blocked SDPA,
-    dense SDPA (no mask: the full-attention cost), compiled FlexAttention with the BlockMask; median ms and
-    peak RSS increase, each configuration in its own subprocess with --threads threads. Synthetic clusters
-    of 5-35 hits (as in REFERENCE 10.2: batch 1, 4 heads, head dim 48, fp32).
+    dense SDPA (no mask: the full-attention cost), compiled FlexAttention with the BlockMask; median ms, the
+    cluster-blocked forward+backward, and the peak RSS above the inputs (warm-up / compile included), each
+    configuration in its own subprocess with --threads threads. Synthetic clusters of 5-35 hits (as in
+    REFERENCE 10.2: batch 1, 4 heads, head dim 48, fp32).
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def attention_worker(method, n, threads, repeats, clusters_file):
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 4, n, 48, generator=gen) for _ in range(3))
     extra = {}
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # inputs and tables allocated, nothing run yet
     if method == "blocked":
         def fn():
             return cluster_blocked_attention(q, k, v, blocks)
@@ -155,7 +157,6 @@ def attention_worker(method, n, threads, repeats, clusters_file):
     with torch.no_grad():
         if method != "flex":
             fn()  # warm-up (first-call allocations, cached bucket tensors); flex was warmed by its compile
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     with torch.no_grad():
         for _ in range(repeats):
@@ -235,7 +236,7 @@ def main():
         cluster_file = Path(tempfile.mkdtemp()) / "clusters.npy"
         np.save(cluster_file, labels)
     print(f"\n## 3. attention forward, threads {args.threads}, batch 1, 4 heads, head dim 48, fp32 (median of "
-          f"{args.repeats}; peak = RSS increase during the timed runs)")
+          f"{args.repeats}; peak = peak RSS above the inputs, incl. warm-up / compile)")
     rows = []
     sizes = [int(s) for s in args.sizes.split(",")]
     configs = [(n, None) for n in sizes] + ([(result.n_hits, cluster_file)] if cluster_file else [])
