@@ -29,8 +29,8 @@ REGION_DEFAULTS = {
     "iterative_window": {"barrel": {"width_u": 8.0, "width_v": 300.0}, "endcap": {"width_u": 8.0, "width_v": 8.0}},
     "density_peaks": {"barrel": {"d_c": 2.0, "v_scale": 0.02, "delta_min": 4.0},
                       "endcap": {"d_c": 1.0, "v_scale": 1.0, "delta_min": 4.0}},
-    "grid_window": {"barrel": {"width_u": 6.0, "width_v": 200.0, "overlap_u": 0.5, "overlap_v": 0.0},
-                    "endcap": {"width_u": 6.0, "width_v": 6.0, "overlap_u": 0.5, "overlap_v": 0.5}},
+    "grid_window": {"barrel": {"width_u": 5.0, "width_v": 200.0, "overlap_u": 0.5, "overlap_v": 0.0},
+                    "endcap": {"width_u": 5.0, "width_v": 5.0, "overlap_u": 0.5, "overlap_v": 0.5}},
 }
 _SURFACES = ((BARREL, "barrel"), (ENDCAP_NEG, "endcap"), (ENDCAP_POS, "endcap"))
 
