@@ -20,6 +20,7 @@ COMMANDS = {
     "export": ("export", "write an event store back as TrackML or REDVID CSV"),
     "simulate": ("simulate", "simulate a named dataset (REDVID-like, TrackML-like, physics samples) into split stores"),
     "score": ("score", "score a submission: TrackML score, efficiencies, fake and duplicate rates"),
+    "locality": ("locality", "projection clustering metrics per region (reconstructible ratio, attention fraction)"),
 }
 
 

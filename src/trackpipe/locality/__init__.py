@@ -1,0 +1,8 @@
+"""Locality at HL-LHC scale: projection onto detector surfaces, clustering, cluster-restricted attention.
+
+Modules: ``projection`` (hits -> barrel cylinder / endcap planes, vertex-z refinement), ``clustering`` (DBSCAN,
+iterative window, density peaks, grid window behind ``cluster_points``), ``pipeline`` (``cluster_event``,
+``event_blocks``), ``metrics`` (reconstructible ratio, attention fraction, cluster DM efficiency),
+``blocks`` (block tables from the cluster-sorted order, on-disk cache), ``attention`` (cluster-blocked SDPA
+and FlexAttention paths), ``tune`` (grid search on a validation split).
+"""

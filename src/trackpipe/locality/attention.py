@@ -1,0 +1,145 @@
+"""Cluster-restricted attention: hits attend only to hits of the same locality cluster.
+
+Two execution paths with the same result; q, k, v are (batch, heads, N, head_dim) in **hit order** and the
+output is too. A hit in several clusters (one token per cluster, see ``blocks``) gets the mean of its tokens'
+outputs.
+
+* ``cluster_blocked_attention(q, k, v, blocks)``: gathers each bucket of clusters into a padded
+  (clusters, L) batch and runs ``scaled_dot_product_attention`` with a key-padding mask. Works on CPU and
+  GPU, forward and backward, no compiler: the CPU training path.
+* ``flex_cluster_attention(q, k, v, block_mask, blocks=...)``: FlexAttention over the cluster-sorted token
+  sequence with the ``BlockMask`` from ``ClusterBlocks.block_mask()``. ``compiled=True`` (default) runs it
+  under ``torch.compile`` (eager flex materialises the full score matrix); on CPU, torch 2.13 has no
+  FlexAttention backward, so this is the GPU-training / inference path. Without ``blocks`` q, k, v must
+  already be in padded token order (length = block_mask.seq_lengths).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from .blocks import ClusterBlocks
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, N, D) -> (N, B·H·D): one row per hit, so gathers are contiguous row copies."""
+    B, H, N, D = x.shape
+    return x.permute(2, 0, 1, 3).reshape(N, B * H * D)
+
+
+def _unrows(rows: torch.Tensor, shape) -> torch.Tensor:
+    B, H, N, D = shape
+    return rows.reshape(N, B, H, D).permute(1, 2, 0, 3)
+
+
+def _pool_rows(token_rows: torch.Tensor, hits: torch.Tensor, blocks: ClusterBlocks, shape) -> torch.Tensor:
+    """Scatter token rows (M, B·H·D) back to hits (B, H, N, D), averaging duplicated hits."""
+    out = token_rows.new_zeros(shape[2], token_rows.shape[1]).index_add(0, hits, token_rows)
+    if int(blocks.hit_multiplicity.max(initial=1)) > 1:
+        mult = torch.as_tensor(blocks.hit_multiplicity, dtype=out.dtype, device=out.device)
+        out = out / mult[:, None]
+    return _unrows(out, shape)
+
+
+def _bucket_tensors(blocks: ClusterBlocks, device) -> dict:
+    """Index tensors of the cluster-blocked path, built once per (tables, device) and kept on the tables.
+
+    ``buckets``: per bucket (L, hit of each padded slot (C·L,), key-padding bias (C, 1, 1, L)). The bucket
+    outputs are concatenated slot-wise; ``hit_slot`` is the slot of each hit (disjoint clusters), and
+    ``valid_slot``/``valid_hit`` list every real token's slot and hit (for pooling duplicated hits).
+    """
+    cache = blocks.__dict__.setdefault("_torch_buckets", {})
+    key = str(device)
+    if key not in cache:
+        token_hit = torch.as_tensor(blocks.token_hit, device=device)
+        buckets, valid_slot, valid_hit, offset = [], [], [], 0
+        for L, table in blocks.buckets():
+            t = torch.as_tensor(table, device=device)
+            valid = t >= 0
+            hit_of = token_hit[t.clamp(min=0)].reshape(-1)
+            bias = torch.zeros(t.shape[0], 1, 1, L, device=device).masked_fill(~valid[:, None, None, :], float("-inf"))
+            flat = torch.nonzero(valid.reshape(-1)).squeeze(1)
+            buckets.append((L, hit_of, bias))
+            valid_slot.append(flat + offset)
+            valid_hit.append(hit_of[flat])
+            offset += hit_of.numel()
+        valid_slot, valid_hit = torch.cat(valid_slot), torch.cat(valid_hit)
+        hit_slot = None
+        if int(blocks.hit_multiplicity.max(initial=1)) == 1:
+            hit_slot = torch.empty(blocks.n_hits, dtype=torch.long, device=device)
+            hit_slot[valid_hit] = valid_slot
+        cache[key] = {"buckets": buckets, "valid_slot": valid_slot, "valid_hit": valid_hit, "hit_slot": hit_slot}
+    return cache[key]
+
+
+def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: ClusterBlocks,
+                              *, scale: float | None = None) -> torch.Tensor:
+    B, H, N, D = q.shape
+    if N != blocks.n_hits:
+        raise ValueError(f"q has {N} hits but the block tables were built for {blocks.n_hits}")
+    tensors = _bucket_tensors(blocks, q.device)
+    qf, kf, vf = (x.reshape(B * H, N, D) for x in (q, k, v))
+    outs = []
+    for L, hit_of, bias in tensors["buckets"]:
+        C = bias.shape[0]
+
+        def gather(x):  # (B·H, N, D) -> (C, B·H, L, D); the padding bias broadcasts over B·H
+            return x.index_select(1, hit_of).view(B * H, C, L, D).transpose(0, 1)
+
+        o = F.scaled_dot_product_attention(gather(qf), gather(kf), gather(vf), attn_mask=bias.to(q.dtype), scale=scale)
+        outs.append(o.transpose(0, 1).reshape(B * H, C * L, D))
+    slots = torch.cat(outs, dim=1)                                    # (B·H, padded slots, D)
+    if tensors["hit_slot"] is not None:  # disjoint clusters: every hit has exactly one slot
+        return slots.index_select(1, tensors["hit_slot"]).view(B, H, N, D)
+    out = slots.new_zeros(B * H, N, D).index_add(1, tensors["valid_hit"], slots.index_select(1, tensors["valid_slot"]))
+    mult = torch.as_tensor(blocks.hit_multiplicity, dtype=out.dtype, device=out.device)
+    return (out / mult[None, :, None]).view(B, H, N, D)
+
+
+@functools.cache
+def _compiled_flex():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def flex_cluster_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask, *,
+                           blocks: ClusterBlocks | None = None, compiled: bool = True,
+                           scale: float | None = None) -> torch.Tensor:
+    from torch.nn.attention.flex_attention import flex_attention
+
+    fn = _compiled_flex() if compiled else flex_attention
+    if blocks is None:
+        return fn(q, k, v, block_mask=block_mask, scale=scale)
+    if q.shape[2] != blocks.n_hits:
+        raise ValueError(f"q has {q.shape[2]} hits but the block tables were built for {blocks.n_hits}")
+    token_hit = torch.as_tensor(blocks.token_hit, device=q.device)
+    pad = blocks.n_blocks * blocks.block_size - blocks.n_tokens
+
+    def tokens(x):  # hit order -> padded token order, (B, H, M_pad, D)
+        return F.pad(_unrows(_rows(x).index_select(0, token_hit), (*x.shape[:2], blocks.n_tokens, x.shape[3])),
+                     (0, 0, 0, pad))
+
+    o = fn(tokens(q), tokens(k), tokens(v), block_mask=block_mask, scale=scale)
+    return _pool_rows(_rows(o[:, :, :blocks.n_tokens]), token_hit, blocks, q.shape)
+
+
+def cluster_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: ClusterBlocks, *,
+                      backend: str = "auto", scale: float | None = None) -> torch.Tensor:
+    """Pick the execution path: ``auto`` = compiled flex on CUDA (forward and backward there), the
+    cluster-blocked SDPA path on CPU (torch 2.13 has no FlexAttention backward on CPU). ``flex`` and
+    ``blocked`` force one. The BlockMask is built once per device and kept on the tables object."""
+    if backend == "auto":
+        backend = "flex" if q.is_cuda else "blocked"
+    if backend == "blocked":
+        return cluster_blocked_attention(q, k, v, blocks, scale=scale)
+    if backend != "flex":
+        raise ValueError(f"backend must be auto, flex or blocked, not {backend!r}")
+    masks = blocks.__dict__.setdefault("_block_masks", {})
+    key = str(q.device)
+    if key not in masks:
+        masks[key] = blocks.block_mask(device=q.device)
+    return flex_cluster_attention(q, k, v, masks[key], blocks=blocks, compiled=True, scale=scale)

@@ -1,0 +1,58 @@
+"""`trackpipe locality` on the real TrackML directory; the tuning grid search against brute force."""
+
+import json
+
+import pytest
+
+from trackpipe.cli import main
+from trackpipe.locality.events import pixel_hits
+from trackpipe.locality.metrics import locality_metrics
+from trackpipe.locality.pipeline import cluster_event
+from trackpipe.locality.tune import grid_points, tune
+
+KEYS = {"reconstructible_ratio", "attention_fraction", "n_clusters", "cluster_dm_efficiency", "seconds_per_event"}
+
+
+def test_cli_json_per_region(trackml_dir, capsys):
+    assert main(["locality", "--data", str(trackml_dir), "--algorithm", "grid_window", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"grid_window"}
+    for region in ("barrel", "endcap"):
+        assert KEYS <= set(out["grid_window"][region])
+        assert 0 < out["grid_window"][region]["attention_fraction"] < 1
+
+
+def test_cli_table_and_bad_arguments(trackml_dir, capsys):
+    params = json.dumps({"clustering": {"dbscan": {"barrel": {"eps": 2.0}}}})
+    assert main(["locality", "--data", str(trackml_dir), "--algorithm", "dbscan", "--params", params]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["algorithm", "region"] and len(lines) == 4
+    assert main(["locality", "--data", str(trackml_dir), "--algorithm", "kmeans"]) == 2
+    assert "kmeans" in capsys.readouterr().err
+    assert main(["locality", "--data", str(trackml_dir), "--params", '{"clustering": {"dbscan": {"moon": {}}}}',
+                 "--algorithm", "dbscan"]) == 2
+
+
+def test_tune_picks_the_best_feasible_pair(trackml_event):
+    hits, particles = pixel_hits(trackml_event.hits), trackml_event.particles
+    grid = {"barrel": {"width_u": [6.0, 12.0], "width_v": [100.0, 300.0]},
+            "endcap": {"width_u": [6.0, 12.0], "width_v": [6.0]}}
+    # brute force over all pairs
+    scores = []
+    for b in grid_points(grid["barrel"]):
+        for e in grid_points(grid["endcap"]):
+            m = locality_metrics(hits, particles, cluster_event(hits, "iterative_window", {"barrel": b, "endcap": e}))
+            scores.append((m["all"]["reconstructible_ratio"], m["all"]["attention_fraction"], b, e))
+    fractions = sorted(s[1] for s in scores)
+    target = fractions[len(fractions) // 2]  # about half of the pairs are feasible
+    res = tune([(hits, particles)], "iterative_window", grid=grid, target_fraction=target)
+    feasible = [s for s in scores if s[1] <= target]
+    best_ratio = max(s[0] for s in feasible)
+    assert res["feasible"]
+    assert res["reconstructible_ratio"] == pytest.approx(best_ratio)
+    assert res["attention_fraction"] <= target
+    assert any(s[2] == res["params"]["barrel"] and s[3] == res["params"]["endcap"] and s[0] == best_ratio
+               for s in feasible)
+    # infeasible target: the smallest fraction is returned and flagged
+    res = tune([(hits, particles)], "iterative_window", grid=grid, target_fraction=1e-9)
+    assert not res["feasible"] and res["attention_fraction"] == pytest.approx(fractions[0])
