@@ -13,6 +13,13 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dataset=name_pattern(DATASETS),
+    model=name_pattern(MODELS),
+    shard=r"\d+",
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/evaluate.smk"

@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: targets from config, per-rule config sections, wildcard constraints.
+# Helpers shared by every file in this folder: targets from config, per-job config sections, name patterns.
 import re
 from pathlib import Path
 
@@ -7,12 +7,6 @@ DATASETS = sorted(config["datasets"])
 MODELS = sorted(config["models"])
 SPLITS = ["train", "val", "test"]
 
-
-wildcard_constraints:
-    dataset="|".join(map(re.escape, DATASETS)) or "NONE",
-    model="|".join(map(re.escape, MODELS)) or "NONE",
-    split="train|val|test",
-    shard=r"\d+",
 
 
 def dataset_section(wildcards):
@@ -41,12 +35,13 @@ def trainable(model):
 CLASSICAL_FAMILIES = {"helix-dbscan"}
 
 
-def _pattern(names):
+def name_pattern(names):
+    """A wildcard regex matching exactly these names (configured datasets or models)."""
     return "|".join(map(re.escape, names)) or "NONE"
 
 
-TRAINED_PATTERN = _pattern([m for m in MODELS if trainable(m)])
-CLASSICAL_PATTERN = _pattern([m for m in MODELS if not trainable(m)])
+TRAINED_PATTERN = name_pattern([m for m in MODELS if trainable(m)])
+CLASSICAL_PATTERN = name_pattern([m for m in MODELS if not trainable(m)])
 
 
 def all_targets():
@@ -54,3 +49,13 @@ def all_targets():
     out += [f"{RESULTS}/eval/{d}/{m}/metrics.json" for d, m in pairs()]
     out += [f"{RESULTS}/tables/table1.md", f"{RESULTS}/tables/table2.md"]
     return out
+
+
+def report_inputs(wildcards):
+    """Every result file the summary tables and figures read."""
+    inputs = []
+    for d, m in pairs():
+        inputs += [f"{RESULTS}/eval/{d}/{m}/metrics.json", f"{RESULTS}/eval/{d}/{m}/per_event.parquet",
+                   f"{RESULTS}/eval/{d}/{m}/binned.parquet", f"{RESULTS}/predict/{d}/{m}/timing.csv",
+                   f"{RESULTS}/predict/{d}/{m}/submission.csv"]
+    return inputs

@@ -16,6 +16,8 @@ rule simulate_shard:
     resources:
         runtime=120,
         mem_mb=4000,
+    conda:
+        "../envs/trackpipe.yaml"
     script:
         "../scripts/simulate_shard.py"
 
@@ -35,5 +37,7 @@ rule merge_dataset:
     resources:
         runtime=60,
         mem_mb=4000,
+    conda:
+        "../envs/trackpipe.yaml"
     script:
         "../scripts/merge_dataset.py"

@@ -20,5 +20,7 @@ rule evaluate:
     resources:
         runtime=30,
         mem_mb=4000,
+    conda:
+        "../envs/trackpipe.yaml"
     script:
         "../scripts/evaluate.py"

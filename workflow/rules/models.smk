@@ -20,6 +20,8 @@ rule train:
         runtime=lambda wc: config["models"][wc.model].get("runtime", 60),
         mem_mb=8000,
         gpu=lambda wc: 1 if config["models"][wc.model].get("gpu", True) else 0,
+    conda:
+        "../envs/trackpipe.yaml"
     script:
         "../scripts/train.py"
 
@@ -44,6 +46,8 @@ rule predict:
         gpu=lambda wc: 1 if config["models"][wc.model].get("gpu", True) else 0,
     wildcard_constraints:
         model=TRAINED_PATTERN,
+    conda:
+        "../envs/trackpipe.yaml"
     script:
         "../scripts/predict.py"
 
@@ -67,5 +71,7 @@ rule predict_classical:
         mem_mb=8000,
     wildcard_constraints:
         model=CLASSICAL_PATTERN,
+    conda:
+        "../envs/trackpipe.yaml"
     script:
         "../scripts/predict.py"

@@ -1,15 +1,6 @@
 # Summaries: every table and figure from whatever results exist (missing ones are listed, never invented).
 
 
-def report_inputs(wildcards):
-    inputs = []
-    for d, m in pairs():
-        inputs += [f"{RESULTS}/eval/{d}/{m}/metrics.json", f"{RESULTS}/eval/{d}/{m}/per_event.parquet",
-                   f"{RESULTS}/eval/{d}/{m}/binned.parquet", f"{RESULTS}/predict/{d}/{m}/timing.csv",
-                   f"{RESULTS}/predict/{d}/{m}/submission.csv"]
-    return inputs
-
-
 rule tables_and_figures:
     input:
         report_inputs,
@@ -22,7 +13,6 @@ rule tables_and_figures:
         section=config.get("report", {}),
         datasets=DATASETS,
         models=MODELS,
-        results=RESULTS,
     log:
         f"{RESULTS}/logs/report/tables_and_figures.log",
     benchmark:
@@ -31,5 +21,7 @@ rule tables_and_figures:
     resources:
         runtime=30,
         mem_mb=4000,
+    conda:
+        "../envs/trackpipe.yaml"
     script:
         "../scripts/tables_and_figures.py"

@@ -8,6 +8,6 @@ log_to_file(snakemake.log[0])
 
 from trackpipe.report import make_all  # noqa: E402
 
-results = Path(snakemake.params.results)
+results = Path(snakemake.output.missing).parents[1]  # <results>/tables/missing.json
 make_all(results, Path(snakemake.output.missing).parent, snakemake.output.figures,
          datasets=snakemake.params.datasets, models=snakemake.params.models, config=snakemake.params.section)
