@@ -18,6 +18,8 @@ COMMANDS = {
     "ingest": ("ingest", "convert TrackML / ACTS / REDVID files into an event store"),
     "info": ("info", "summarise an event store"),
     "export": ("export", "write an event store back as TrackML or REDVID CSV"),
+    "train": ("train", "train a model (enccla, encreg, encreg-fa, jm) into a model directory"),
+    "predict": ("predict", "reconstruct tracks with a trained model: submission, timing, posteriors"),
 }
 
 

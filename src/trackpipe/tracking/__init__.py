@@ -1,0 +1,1 @@
+"""Turning per-hit model outputs into tracks (disjoint: every hit in exactly one track)."""
