@@ -1,6 +1,6 @@
 """Per-hit inputs and targets for the encoder models, with statistics fitted on the training split only.
 
-* Inputs: hit coordinates standardised with the training split's mean and standard deviation.
+* Inputs: hit coordinates (Cartesian by default, or cylindrical r, phi, z) standardised with the training split's mean and standard deviation.
 * Classes (EncCla, JM): the Cartesian product of per-parameter bins of the hit's track parameters,
   plus one extra class (the last) for noise. Bin edges are quantiles of the training hits' parameters
   (so every class sees about the same number of hits); a parameter with no more distinct training
@@ -40,6 +40,24 @@ DEFAULT_BINS = {
     "redvid-helical": {"radial_coeff": 20, "pitch_coeff": 20, "azimuthal_coeff": 2},
 }
 INPUT_FEATURES = ("x", "y", "z")
+# Per-hit input features a model may use: the store's Cartesian coordinates, or derived cylindrical ones
+# (REDVID's native frame: r, the azimuth phi in (-pi, pi], z).
+DERIVED_FEATURES = {
+    "r": lambda h: np.hypot(h.x.to_numpy(np.float64), h.y.to_numpy(np.float64)),
+    "phi": lambda h: np.arctan2(h.y.to_numpy(np.float64), h.x.to_numpy(np.float64)),
+}
+
+
+def input_matrix(hits: pd.DataFrame, features) -> np.ndarray:
+    cols = []
+    for f in features:
+        if f in DERIVED_FEATURES:
+            cols.append(DERIVED_FEATURES[f](hits))
+        elif f in INPUT_FEATURES:
+            cols.append(hits[f].to_numpy(np.float64))
+        else:
+            raise ConfigError(f"unknown input feature {f!r}; known: {list(INPUT_FEATURES) + list(DERIVED_FEATURES)}")
+    return np.stack(cols, axis=1)
 
 
 def detect_kind(particles: pd.DataFrame) -> str:
@@ -135,8 +153,8 @@ class Preprocessing:
         return cls(**d)
 
     def inputs(self, hits: pd.DataFrame) -> np.ndarray:
-        x = hits[self.input_features].to_numpy(np.float32)
-        return (x - np.asarray(self.input_mean, np.float32)) / np.asarray(self.input_std, np.float32)
+        x = input_matrix(hits, self.input_features)
+        return ((x - np.asarray(self.input_mean)) / np.asarray(self.input_std)).astype(np.float32)
 
     def classes(self, params: pd.DataFrame) -> np.ndarray:
         noise = params[self.class_params[0]].isna().to_numpy()
@@ -163,7 +181,7 @@ class Preprocessing:
 
 
 def fit_preprocessing(hits: pd.DataFrame, particles: pd.DataFrame, *, kind: str = "auto",
-                      bins: dict | None = None) -> Preprocessing:
+                      bins: dict | None = None, inputs=INPUT_FEATURES) -> Preprocessing:
     """Fit input normalisation, bin edges and target normalisation on the TRAINING split's tables."""
     if kind == "auto":
         kind = detect_kind(particles)
@@ -173,7 +191,7 @@ def fit_preprocessing(hits: pd.DataFrame, particles: pd.DataFrame, *, kind: str 
     class_params = PARAMETER_SETS[kind]["classes"]
     if sorted(bins) != sorted(class_params):
         raise ConfigError(f"bins for parameter set {kind!r} must name exactly {class_params}, got {sorted(bins)}")
-    x = hits[list(INPUT_FEATURES)].to_numpy(np.float64)
+    x = input_matrix(hits, inputs)
     std = x.std(axis=0)
     params = hit_parameters(hits, particles, kind)
     track = hits.particle_id.to_numpy() != 0
@@ -181,7 +199,7 @@ def fit_preprocessing(hits: pd.DataFrame, particles: pd.DataFrame, *, kind: str 
     reg = params[PARAMETER_SETS[kind]["regression"]].to_numpy(np.float64)[track]
     reg_std = reg.std(axis=0)
     return Preprocessing(
-        kind=kind, input_features=list(INPUT_FEATURES), input_mean=x.mean(axis=0).tolist(),
+        kind=kind, input_features=list(inputs), input_mean=x.mean(axis=0).tolist(),
         input_std=np.where(std > 0, std, 1.0).tolist(), class_params=class_params, edges=edges,
         regression=PARAMETER_SETS[kind]["regression"], target_mean=reg.mean(axis=0).tolist(),
         target_std=np.where(reg_std > 0, reg_std, 1.0).tolist())

@@ -39,6 +39,7 @@ ARCHITECTURE = {
 TARGETS = {
     "kind": "auto",             # auto | trackml | redvid-linear | redvid-helical
     "bins": None,               # {parameter: bins}; None = targets.DEFAULT_BINS[kind]
+    "inputs": ["x", "y", "z"],  # per-hit input features: x, y, z and/or the derived r, phi
 }
 TRAINING = {
     "epochs": 50,

@@ -214,7 +214,8 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         prep = Preprocessing.from_json(json.loads((out_dir / "preprocessing.json").read_text()))
     else:
         hits, particles = load_tables(store, train_ids)
-        prep = fit_preprocessing(hits, particles, kind=cfg["targets"]["kind"], bins=cfg["targets"]["bins"])
+        prep = fit_preprocessing(hits, particles, kind=cfg["targets"]["kind"], bins=cfg["targets"]["bins"],
+                                 inputs=cfg["targets"]["inputs"])
         if info.is_main:
             write_json(out_dir / "config.json", cfg)
             write_json(out_dir / "preprocessing.json", prep.to_json())

@@ -1,0 +1,131 @@
+"""Encoder benchmark: FitAccuracy after a CPU training budget, inference latency, throughput, memory.
+
+    python benchmarks/bench_encoder.py [--minutes 20] [--threads 2] [--models enccla,encreg,encreg-fa,jm]
+
+Data: REDVID-like 10-50 straight tracks from the origin through 9 barrel layers (trackpipe.train.toydata;
+the simulator branch is not on this branch). FitAccuracy = the TrackML score with unit weights per track
+hit (trackpipe.tracking.scoring, since trackpipe.metrics is not on this branch), averaged over test
+events. Each model trains in its own process (so its peak RSS is its own) for at most --minutes of wall
+clock, with the epoch count fitted to the budget from a one-epoch pilot so the cosine schedule ends in
+time; inference is timed at 1 thread, batch size 1, after warm-up.
+
+Targets (issue 5): EncCla and EncReg FitAccuracy >= 90 % within 20 minutes on 2 cores; EncCla median
+inference < 20 ms per event at 1 thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from trackpipe.io.store import EventStore, write_store  # noqa: E402
+from trackpipe.io.submission import read_submission  # noqa: E402
+from trackpipe.tracking.scoring import trackml_score  # noqa: E402
+from trackpipe.train.toydata import linear_events  # noqa: E402
+
+# The configuration measured (also printed with the table).
+BASE = {
+    "architecture": {"d_model": 64, "n_heads": 4, "d_ff": 128, "n_layers": 6, "dropout": 0.0},
+    "targets": {"inputs": ["r", "phi", "z"]},
+    "training": {"batch_size": 16, "lr": 2e-3, "warmup_epochs": 0.5, "early_stopping": 0},
+}
+PER_MODEL = {"jm": {"joint": {"reg_layers": 3, "cla_layers": 3}}}
+DATA = {"smear": 0.05, "min_tracks": 10, "max_tracks": 50}
+
+
+def run(cmd, threads):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(threads)}
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "trackpipe", *map(str, cmd)], env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-3000:]}")
+    return time.monotonic() - t0
+
+
+def fit_accuracy(store: Path, submission: Path) -> float:
+    hits = EventStore(store).hits(columns=["event_id", "hit_id", "particle_id", "weight"])
+    sub = read_submission(submission)
+    m = hits.merge(sub, on=["event_id", "hit_id"], how="left", validate="one_to_one")
+    return float(np.mean([trackml_score(g.particle_id.to_numpy(), g.weight.to_numpy(), g.track_id.to_numpy())
+                          for _, g in m.groupby("event_id")]))
+
+
+def bench_model(name, work, stores, minutes, threads):
+    cfg = {**BASE, **PER_MODEL.get(name, {})}
+    cfg_path = work / f"{name}.json"
+    cfg_path.write_text(json.dumps(cfg))
+    common = ["train", "--data", stores["train"], "--val", stores["val"], "--model", name, "--config", cfg_path,
+              "--threads", threads, "--seed", 0]
+    # Pilot: one epoch, to size the schedule so that it ends inside the budget.
+    pilot = work / f"{name}-pilot"
+    pilot_s = run(common + ["--epochs", 1, "--out", pilot], threads)
+    epoch_s = float(pd.read_csv(pilot / "history.csv").epoch_seconds.iloc[0])
+    overhead = max(0.0, pilot_s - epoch_s)
+    epochs = max(1, int((minutes * 60 - overhead) * 0.92 / (epoch_s * 1.1)))
+    out = work / name
+    train_s = run(common + ["--epochs", epochs, "--max-minutes", minutes, "--out", out], threads)
+    hist = pd.read_csv(out / "history.csv")
+    sub, timing = work / f"{name}.csv", work / f"{name}-timing.csv"
+    run(["predict", "--model", out, "--data", stores["test"], "--out", sub, "--timing", timing, "--threads", 1,
+         "--warmup", 5], 1)
+    t = pd.read_csv(timing)
+    import torch
+
+    n_params = sum(v.numel() for v in torch.load(out / "checkpoint.pt", weights_only=False)["model"].values())
+    return {
+        "model": name, "params": n_params, "epochs": len(hist), "train_min": round(train_s / 60, 1),
+        "train_hits_per_s": round(float(hist.train_hits_per_second.median())),
+        "peak_rss_mb": round(float(hist.peak_memory_mb.max())),
+        "val_accuracy": round(float(hist.val_accuracy.iloc[-1]), 3) if "val_accuracy" in hist else None,
+        "val_reg_mse": round(float(hist.val_reg_mse.iloc[-1]), 4) if "val_reg_mse" in hist else None,
+        "fit_accuracy": round(fit_accuracy(stores["test"], sub), 4),
+        "device_ms_median": round(float(t.device_ms.median()), 2), "device_ms_p90": round(float(t.device_ms.quantile(0.9)), 2),
+        "host_cpu_ms_median": round(float(t.host_cpu_ms.median()), 2),
+        "wall_ms_median": round(float(t.wall_ms.median()), 2),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=20.0, help="training budget per model (quality models)")
+    ap.add_argument("--other-minutes", type=float, default=4.0, help="budget for encreg-fa and jm (throughput only)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", default="enccla,encreg,encreg-fa,jm")
+    ap.add_argument("--train-events", type=int, default=4000)
+    ap.add_argument("--test-events", type=int, default=200)
+    ap.add_argument("--work", help="keep data and models here (default: a temporary directory)")
+    args = ap.parse_args(argv)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_encoder."))
+    work.mkdir(parents=True, exist_ok=True)
+    stores = {"train": work / "train", "val": work / "val", "test": work / "test"}
+    for split, (n, seed, first) in {"train": (args.train_events, 1, 0), "val": (200, 2, 10**6),
+                                    "test": (args.test_events, 3, 2 * 10**6)}.items():
+        if not stores[split].exists():
+            write_store(stores[split], linear_events(n, seed=seed, first_id=first, **DATA))
+    rows = []
+    for name in args.models.split(","):
+        minutes = args.minutes if name in ("enccla", "encreg") else args.other_minutes
+        rows.append(bench_model(name, work, stores, minutes, args.threads))
+        print(json.dumps(rows[-1]), flush=True)
+    table = pd.DataFrame(rows)
+    print(f"\nREDVID-like linear 10-50 tracks, {args.train_events} training events, {args.threads} training threads, "
+          f"inference 1 thread; data {DATA}; config {json.dumps(BASE)}")
+    print(table.to_string(index=False))
+    print("targets: fit_accuracy >= 0.90 (enccla, encreg); enccla device_ms_median < 20")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
