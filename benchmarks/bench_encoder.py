@@ -38,8 +38,8 @@ from trackpipe.train.toydata import linear_events  # noqa: E402
 # The configuration measured (also printed with the table).
 BASE = {
     "architecture": {"d_model": 64, "n_heads": 4, "d_ff": 128, "n_layers": 6, "dropout": 0.0},
-    "targets": {"inputs": ["r", "phi", "z"]},
-    "training": {"batch_size": 16, "lr": 2e-3, "warmup_epochs": 0.5, "early_stopping": 0},
+    "targets": {"inputs": ["x", "y", "z"]},
+    "training": {"batch_size": 4, "lr": 1e-3, "warmup_epochs": 0.2, "early_stopping": 0},
 }
 PER_MODEL = {"jm": {"joint": {"reg_layers": 3, "cla_layers": 3}}}
 DATA = {"smear": 0.05, "min_tracks": 10, "max_tracks": 50}
@@ -100,10 +100,10 @@ def bench_model(name, work, stores, minutes, threads):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget per model (quality models)")
-    ap.add_argument("--other-minutes", type=float, default=4.0, help="budget for encreg-fa and jm (throughput only)")
+    ap.add_argument("--other-minutes", type=float, default=3.0, help="budget for encreg-fa and jm (throughput only)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="enccla,encreg,encreg-fa,jm")
-    ap.add_argument("--train-events", type=int, default=4000)
+    ap.add_argument("--train-events", type=int, default=2000)
     ap.add_argument("--test-events", type=int, default=200)
     ap.add_argument("--work", help="keep data and models here (default: a temporary directory)")
     args = ap.parse_args(argv)

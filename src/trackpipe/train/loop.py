@@ -107,6 +107,17 @@ def _log_to(path: Path, enabled: bool):
         handler.close()
 
 
+def _tensorboard(out_dir: Path, enabled: bool):
+    """A SummaryWriter under out_dir/tensorboard when the tensorboard package is installed, else None."""
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -268,6 +279,7 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
                 "rng": rng_state(), "config": cfg})
         barrier(info)
 
+    board = _tensorboard(out_dir, info.is_main)
     deadline = None if max_minutes is None else t_start + 60.0 * float(max_minutes)
 
     def out_of_time(_step) -> bool:
@@ -307,6 +319,10 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         state.update(epoch=epoch + 1, step=0, epoch_stats={}, epoch_seconds=0.0)
         if info.is_main:
             write_csv(out_dir / "history.csv", pd.DataFrame(state["history"]))
+        if board is not None:
+            for key, value in row.items():
+                board.add_scalar(key, value, epoch + 1)
+            board.flush()
         if tr["early_stopping"] and state["bad_epochs"] >= tr["early_stopping"]:
             log.info("early stopping: no validation improvement for %d epochs", state["bad_epochs"])
             state["status"] = "early_stopping"
