@@ -81,10 +81,11 @@ def train_args(name, work, stores, threads):
             "--threads", threads, "--seed", 0]
 
 
-def train_model(name, work, stores, minutes, threads, train_hits) -> dict:
-    rate = pilot_hits_per_second(name, work, stores, threads)
-    # Size the cosine schedule to end inside the budget (10 % margin for validation and checkpoints).
-    epochs = max(1, int(minutes * 60 * 0.9 * rate / train_hits))
+def train_model(name, work, stores, minutes, threads, train_hits, epochs=None) -> dict:
+    if epochs is None:
+        rate = pilot_hits_per_second(name, work, stores, threads)
+        # Size the cosine schedule to end inside the budget (10 % margin for validation and checkpoints).
+        epochs = max(1, int(minutes * 60 * 0.9 * rate / train_hits))
     out = work / name
     train_s = run(train_args(name, work, stores, threads) + ["--epochs", epochs, "--max-minutes", minutes,
                                                             "--out", out], threads)
@@ -107,7 +108,7 @@ def evaluate_model(row, work, stores) -> dict:
         "train_hits_per_s": round(float(hist.train_hits_per_second.median())),
         "peak_rss_mb": round(float(hist.peak_memory_mb.max())),
         "val_accuracy": round(float(hist.val_accuracy.iloc[-1]), 3) if "val_accuracy" in hist else None,
-        "val_reg_mse": round(float(hist.val_reg_mse.iloc[-1]), 4) if "val_reg_mse" in hist else None,
+        "val_reg_mse": float(f"{hist.val_reg_mse.iloc[-1]:.3g}") if "val_reg_mse" in hist else None,
         "fit_accuracy": round(fit_accuracy(stores["test"], sub), 4),
         "device_ms_median": round(float(t.device_ms.median()), 2),
         "device_ms_p90": round(float(t.device_ms.quantile(0.9)), 2),
@@ -124,8 +125,11 @@ def main(argv=None):
     ap.add_argument("--models", default="enccla,encreg,encreg-fa,jm")
     ap.add_argument("--train-events", type=int, default=2000)
     ap.add_argument("--test-events", type=int, default=200)
+    ap.add_argument("--epochs", type=int, help="fixed epoch count (still cut by --minutes) instead of the pilot's")
+    ap.add_argument("--inputs", default="x,y,z", help="per-hit input features (x,y,z or r,phi,z)")
     ap.add_argument("--work", help="keep data and models here (default: a temporary directory)")
     args = ap.parse_args(argv)
+    BASE["targets"]["inputs"] = args.inputs.split(",")
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_encoder."))
     work.mkdir(parents=True, exist_ok=True)
     stores = {"train": work / "train", "val": work / "val", "test": work / "test"}
@@ -143,7 +147,8 @@ def main(argv=None):
     for group in groups:
         with ThreadPoolExecutor(len(group) or 1) as pool:
             minutes = lambda n: args.minutes if n in QUALITY else args.other_minutes  # noqa: E731
-            trained += list(pool.map(lambda n: train_model(n, work, stores, minutes(n), args.threads, train_hits),
+            trained += list(pool.map(lambda n: train_model(n, work, stores, minutes(n), args.threads, train_hits,
+                                                             args.epochs),
                                      group))
     rows = []
     for row in trained:
