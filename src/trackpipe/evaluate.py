@@ -50,7 +50,7 @@ from .schema import PIXEL_VOLUMES
 
 # TrackML volumes outside the pixel detector (short and long strips).
 STRIP_VOLUMES = (12, 13, 14, 16, 17, 18)
-TIMING_COLUMNS = ("device_ms", "host_cpu_ms", "wall_ms")
+from .schema import TIMING_MEASURES as TIMING_COLUMNS
 NO_MOMENTUM_SELECTION = "none (REDVID: no momentum)"
 # Events are evaluated in batches of about this many hits: vectorised, with bounded memory.
 BATCH_HITS = 2_000_000
@@ -283,7 +283,11 @@ def timing_metrics(timing: pd.DataFrame, *, warmup: int) -> dict:
         s = timing_summary(timing[c].to_numpy(), warmup=warmup)
         out |= {f"{c}_{k}": _none_if_nan(s[k]) for k in ("median", "p90", "mean")}
         n = max(n, s["n"])
-    return out | {"timing_n_events": n, "timing_warmup": int(warmup)}
+    out |= {"timing_n_events": n, "timing_warmup": int(warmup)}
+    if "device" in timing.columns and len(timing):
+        # Where the forward pass ran: "cuda" means device_ms is GPU time (report tables mark CPU times).
+        out["device"] = ",".join(sorted(set(timing["device"].astype(str))))
+    return out
 
 
 def evaluate(store_path, submission_path, out_dir, *, timing_path=None, pt_min=DEFAULT_CUTS["pt_min"],

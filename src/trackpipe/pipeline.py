@@ -1,17 +1,112 @@
-"""Stage entry points shared by the workflow scripts and the CLI: one call per stage, plain arguments."""
+"""Stage entry points shared by the workflow scripts: one call per stage, plain arguments.
+
+A model's workflow section holds the registry section of its family (architecture, targets, training,
+tracking, ...) plus workflow keys: `family`, `gpu` (ask the cluster for one), `runtime` (cluster
+minutes), `epochs` and `max_minutes` (training budget), `params` (trackers without training).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 # Trackers that need no training, by model family.
 CLASSICAL = {"helix-dbscan"}
+# Per-hit classifiers whose softmax posteriors feed the paper's Fig. 7.
+POSTERIOR_FAMILIES = {"enccla", "jm"}
+WORKFLOW_KEYS = {"family", "gpu", "runtime", "epochs", "max_minutes", "params", "datasets"}
 
 
-def predict_for_workflow(*, section: dict, model_dir, data, out, timing, gpus: int = 0) -> None:
-    """Predict tracks for every event of the store `data`; write the submission and per-event timing."""
+def choose_device(gpus: int) -> str:
+    """CUDA iff the job was given a GPU and torch sees one; the choice is logged."""
+    import torch
+
+    if gpus > 0 and torch.cuda.is_available():
+        log.info("device: cuda (%d GPU(s) allocated, %d visible)", gpus, torch.cuda.device_count())
+        return "cuda"
+    if gpus > 0:
+        log.warning("device: cpu (a GPU was requested but torch sees none)")
+    else:
+        log.info("device: cpu (no GPU allocated to this job)")
+    return "cpu"
+
+
+def registry_section(section: dict, device: str) -> dict:
+    cfg = {k: v for k, v in section.items() if k not in WORKFLOW_KEYS}
+    cfg["training"] = {**cfg.get("training", {}), "device": device}
+    return cfg
+
+
+def train_for_workflow(*, section: dict, train, val, out, seed: int, threads: int, gpus: int = 0,
+                       work_root=None) -> None:
+    """Train into a persistent work directory (so a requeued job resumes), then publish `out`.
+
+    Snakemake deletes a job's outputs before it runs, so checkpoints live next to them in
+    `<results>/train-work/...`; a work directory from a different config is discarded, not reused.
+    """
+    from .io.atomic import atomic_path
+    from .models.registry import resolve_config
+
+    out = Path(out)
+    work = Path(work_root) if work_root else out.parents[2] / "train-work" / out.parent.name / out.name
+    device = choose_device(gpus)
+    family = section["family"]
+    cfg = registry_section(section, device)
+    expected = resolve_config(family, cfg)
+    if section.get("epochs") is not None:
+        expected["training"]["epochs"] = int(section["epochs"])
+    expected["seed"] = int(seed)
+    saved = work / "config.json"
+    if saved.is_file() and json.loads(saved.read_text()) != expected:
+        log.info("discarding %s: it holds a run with a different config", work)
+        shutil.rmtree(work)
+    n_gpus = _visible_gpus() if device == "cuda" else 0
+    if device == "cuda" and min(gpus, n_gpus) > 1 and "WORLD_SIZE" not in os.environ:
+        _launch_ddp(min(gpus, n_gpus), family, cfg, train, val, work, section, seed, threads)
+    else:
+        from .train.loop import train as run_training
+
+        result = run_training(family, train, work, val=val, config=cfg, epochs=section.get("epochs"),
+                              max_minutes=section.get("max_minutes"), seed=seed, threads=threads)
+        log.info("training %s: %s", family, result.status)
+    with atomic_path(out, is_dir=True) as tmp:
+        shutil.copytree(work, tmp, dirs_exist_ok=True)
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _launch_ddp(n: int, family, cfg, train, val, work, section, seed, threads) -> None:
+    """Several GPUs on one node: one process per GPU through torchrun (the loop picks up WORLD_SIZE)."""
+    work.mkdir(parents=True, exist_ok=True)
+    cfg_path = work.parent / f"{work.name}.ddp-config.json"
+    cfg_path.write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "trackpipe",
+           "train", "--data", str(train), "--val", str(val), "--model", family, "--config", str(cfg_path),
+           "--seed", str(seed), "--threads", str(max(int(threads) // n, 1)), "--out", str(work)]
+    if section.get("epochs") is not None:
+        cmd += ["--epochs", str(section["epochs"])]
+    if section.get("max_minutes") is not None:
+        cmd += ["--max-minutes", str(section["max_minutes"])]
+    log.info("launching DDP on %d GPUs: %s", n, " ".join(cmd))
+    subprocess.run(cmd, check=True)
+
+
+def predict_for_workflow(*, section: dict, model_dir, data, out, timing, gpus: int = 0, threads: int = 1) -> None:
+    """Predict tracks for every event of the store `data`; write the submission and per-event timing.
+
+    Classifiers also write `posteriors.parquet` beside the submission (softmax of a few hits, Fig. 7).
+    """
     family = section["family"]
     if family in CLASSICAL:
         from .tracking.runner import helix_dbscan_tracker, run_tracker
@@ -20,4 +115,6 @@ def predict_for_workflow(*, section: dict, model_dir, data, out, timing, gpus: i
         return
     from .predict import predict
 
-    predict(model_dir, data, out, timing=timing, gpus=gpus)
+    device = choose_device(gpus)
+    posteriors = Path(out).with_name("posteriors.parquet") if family in POSTERIOR_FAMILIES else None
+    predict(model_dir, data, out, timing=timing, posteriors=posteriors, threads=threads, device=device)

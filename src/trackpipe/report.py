@@ -46,6 +46,7 @@ from .plots.posterior import POSTERIOR_COLUMNS, plot_posteriors
 from .plots.scaling import SCALING_COLUMNS, plot_scaling
 from .plots.style import output_paths, require_columns
 from .plots.timing import plot_time_vs_tracks
+from .schema import TIMING
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ DEFAULTS = {
     "event_display_event": None,
     "max_colours": 20,
 }
-TIMING_COLUMNS = ("event_id", "n_hits", "device_ms", "host_cpu_ms", "wall_ms")
+TIMING_COLUMNS = tuple(c for c in TIMING.names if c != "device")  # older files have no device column
 
 # Files looked for per (dataset, model), by the key they get in collect_results' output.
 _PAIR_FILES = {

@@ -140,6 +140,23 @@ SUBMISSION = Table(
     key=("event_id", "hit_id"),
 )
 
+# Per-event inference timing written by every predictor (see tracking.runner and predict): device_ms is
+# the forward pass on the device (CUDA events on GPU, wall clock on CPU), host_cpu_ms the process time
+# of pre/post-processing, wall_ms the whole event; `device` names where the forward ran (cpu, cuda).
+TIMING = Table(
+    "timing",
+    (
+        _c("event_id", "int64", True, "event number"),
+        _c("n_hits", "int64", True, "hits in the event"),
+        _c("device_ms", "float64", True, "forward pass on the device, ms"),
+        _c("host_cpu_ms", "float64", True, "host process time of pre/post-processing, ms"),
+        _c("wall_ms", "float64", True, "whole event, wall clock, ms"),
+        _c("device", "string", True, "cpu or cuda"),
+    ),
+    key=("event_id",),
+)
+TIMING_MEASURES = ("device_ms", "host_cpu_ms", "wall_ms")
+
 TABLES = {t.name: t for t in (HITS, PARTICLES, CELLS)}
 
 # Float columns that must be finite wherever they appear.

@@ -13,4 +13,5 @@ predict_for_workflow(
     out=snakemake.output.submission,
     timing=snakemake.output.timing,
     gpus=int(snakemake.resources.get("gpu", 0)),
+    threads=snakemake.threads,
 )

@@ -21,6 +21,8 @@ COMMANDS = {
     "simulate": ("simulate", "simulate a named dataset (REDVID-like, TrackML-like, physics samples) into split stores"),
     "score": ("score", "score a submission: TrackML score, efficiencies, fake and duplicate rates"),
     "locality": ("locality", "projection clustering metrics per region (reconstructible ratio, attention fraction)"),
+    "train": ("train", "train a model (enccla, encreg, encreg-fa, jm) into a model directory"),
+    "predict": ("predict", "reconstruct tracks with a trained model: submission, timing, posteriors"),
 }
 
 

@@ -1,1 +1,2 @@
-"""Turning per-hit model outputs (or geometry, for the classical baseline) into disjoint tracks."""
+"""Turning per-hit model outputs (or geometry, for the classical baseline) into disjoint tracks:
+every hit in exactly one track."""

@@ -1,8 +1,6 @@
 """Run a per-event tracker over a store: submission CSV plus honest per-event timing.
 
-Timing CSV columns (the contract read by `trackpipe.evaluate`): event_id, n_hits, device_ms (forward
-pass on the device: CUDA events on GPU, wall clock on CPU), host_cpu_ms (`time.process_time` of the
-host-side pre/post-processing), wall_ms (whole event, wall clock).
+Timing CSV columns: `trackpipe.schema.TIMING` (the contract read by `trackpipe.evaluate`).
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from ..io.store import EventStore
 from ..io.submission import write_submission
 from ..progress import progress
 
-TIMING_COLUMNS = ["event_id", "n_hits", "device_ms", "host_cpu_ms", "wall_ms"]
+from ..schema import TIMING
 
 
 def run_tracker(store_path, tracker, out_csv, *, timing_csv=None, desc="predict") -> pd.DataFrame:
@@ -39,11 +37,12 @@ def run_tracker(store_path, tracker, out_csv, *, timing_csv=None, desc="predict"
         parts.append(pd.DataFrame({"event_id": event.event_id, "hit_id": event.hits.hit_id.to_numpy(np.int64),
                                    "track_id": track_ids}))
         rows.append({"event_id": event.event_id, "n_hits": len(event.hits), "device_ms": 1e3 * t["device_s"],
-                     "host_cpu_ms": 1e3 * t["host_cpu_s"], "wall_ms": 1e3 * wall})
+                     "host_cpu_ms": 1e3 * t["host_cpu_s"], "wall_ms": 1e3 * wall,
+                     "device": "cpu"})
     submission = pd.concat(parts, ignore_index=True)
     write_submission(out_csv, submission)
     if timing_csv is not None:
-        write_csv(timing_csv, pd.DataFrame(rows, columns=TIMING_COLUMNS))
+        write_csv(timing_csv, pd.DataFrame(rows, columns=TIMING.names))
     return submission
 
 

@@ -1,0 +1,51 @@
+"""`trackpipe train`: train an encoder model (enccla, encreg, encreg-fa, jm, ...) into a model directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def add_arguments(p):
+    p.add_argument("--data", required=True, help="training event store")
+    p.add_argument("--model", required=True, help="model name (enccla, encreg, encreg-fa, jm)")
+    p.add_argument("--val", help="validation event store (default: hold out training.val_fraction of --data)")
+    p.add_argument("--config", help="YAML/JSON file with the model's config section (see models.registry)")
+    p.add_argument("--epochs", type=int, help="override training.epochs")
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget; checkpoint and stop when it runs out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS)")
+    p.add_argument("--out", required=True, help="model directory (resumed if it holds a checkpoint)")
+
+
+def read_config_file(path) -> dict:
+    """A model section from YAML or JSON; a file holding {models: {name: section}} is not accepted here
+    (the workflow passes the one section a job needs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no such config file: {path}")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        import yaml
+
+        data = yaml.safe_load(text)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping (one model's config section)")
+    return data
+
+
+def run(args) -> int:
+    from ..train.loop import train
+
+    config = read_config_file(args.config) if args.config else None
+    result = train(args.model, args.data, args.out, val=args.val, config=config, epochs=args.epochs,
+                   max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
+    print(f"{result.status}: {result.epochs_done} epochs, best epoch {result.best_epoch} "
+          f"(validation loss {result.best_val_loss:.5g}) -> {result.out_dir}")
+    return 0

@@ -1,0 +1,1 @@
+"""Encoder models: one backbone, pluggable attention backends and heads, a name -> builder registry."""

@@ -1,0 +1,156 @@
+"""Model name -> (default config section, builder). Later families register their own entries.
+
+A model's config section has four parts, each with documented defaults below:
+
+    model: enccla                 # registry name
+    architecture: {...}           # encoder size, attention backend (ARCHITECTURE)
+    targets: {kind, bins}         # parameter set and bins per class parameter (TARGETS)
+    training: {...}               # the training loop's settings (TRAINING)
+    tracking: {...}               # how outputs become tracks (TRACKING)
+
+`resolve_config(name, section)` merges a user section over the defaults and rejects unknown keys; the
+resolved section is what the model directory's config.json records and what `build_model` reads.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..targets import Preprocessing
+from .backbone import Encoder
+from .heads import ClassificationHead, EncoderModel, JointModel, RegressionHead
+
+ARCHITECTURE = {
+    "d_model": 64,
+    "n_heads": 4,
+    "d_ff": 128,
+    "n_layers": 6,
+    "dropout": 0.1,
+    "norm_first": False,        # post-norm as in the papers' encoders
+    "activation": "relu",
+    "attention": "sdpa",        # a name from models.attention.BACKENDS
+    "attention_options": {},    # e.g. {"compile": "auto", "block_size": 128} for flex
+}
+TARGETS = {
+    "kind": "auto",             # auto | trackml | redvid-linear | redvid-helical
+    "bins": None,               # {parameter: bins}; None = targets.DEFAULT_BINS[kind]
+    "inputs": ["x", "y", "z"],  # per-hit input features: x, y, z and/or the derived r, phi
+}
+TRAINING = {
+    "epochs": 50,
+    "batch_size": 16,           # events per batch, padded to the batch's largest event
+    "bucket": True,             # group events of similar size into batches (less padding)
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "betas": [0.9, 0.999],
+    "warmup_epochs": 1.0,       # linear warm-up from lr * warmup_start_factor
+    "warmup_start_factor": 0.1,
+    "schedule": "cosine",       # cosine (to min_lr over all epochs) | plateau | constant
+    "min_lr": 1e-5,
+    "plateau_factor": 0.5,
+    "plateau_patience": 5,
+    "grad_clip": 1.0,           # max gradient norm; 0 disables clipping
+    "amp": "auto",              # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 (CUDA) | off
+    "early_stopping": 10,       # epochs without validation-loss improvement; 0 disables
+    "val_fraction": 0.1,        # held out of --data when no --val store is given
+    "device": "auto",           # auto | cpu | cuda
+}
+TRACKING = {
+    # HDBSCAN grid searched on the validation split after training (regression models only).
+    "min_cluster_size": [3, 4, 5],
+    "min_samples": [1, 2, 3],
+    "selection_events": 50,     # validation events used to choose the parameters
+}
+JOINT = {"reg_layers": 3, "cla_layers": 3, "n_latent": 4, "alpha": 1.0, "beta": 0.3}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    defaults: dict
+    build: Callable[[dict, Preprocessing], nn.Module]
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec, *, replace: bool = False) -> None:
+    if spec.name in MODELS and not replace:
+        raise ConfigError(f"model {spec.name!r} is already registered")
+    MODELS[spec.name] = spec
+
+
+def _merge(defaults: dict, user: dict, where: str) -> dict:
+    out = copy.deepcopy(defaults)
+    for key, value in (user or {}).items():
+        if key not in defaults:
+            raise ConfigError(f"unknown key {where}.{key}; allowed: {sorted(defaults)}")
+        if isinstance(defaults[key], dict) and defaults[key] and isinstance(value, dict):
+            out[key] = _merge(defaults[key], value, f"{where}.{key}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_config(name: str, section: dict | None = None) -> dict:
+    """The complete config section of model `name`: defaults overlaid with `section`."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    section = dict(section or {})
+    if section.get("model", name) != name:
+        raise ConfigError(f"config section is for model {section['model']!r}, not {name!r}")
+    section.pop("model", None)
+    return {"model": name, **_merge(MODELS[name].defaults, section, name)}
+
+
+def build_model(config: dict, prep: Preprocessing) -> nn.Module:
+    """The untrained model of a resolved config section, sized by the fitted preprocessing."""
+    return MODELS[config["model"]].build(config, prep)
+
+
+def _encoder(arch: dict, input_dim: int, n_layers: int | None = None) -> Encoder:
+    a = dict(arch)
+    if n_layers is not None:
+        a["n_layers"] = n_layers
+    return Encoder(input_dim, **a)
+
+
+def _build_classifier(config, prep):
+    arch = config["architecture"]
+    return EncoderModel(_encoder(arch, len(prep.input_features)), ClassificationHead(arch["d_model"], prep.n_classes))
+
+
+def _build_regressor(config, prep):
+    arch = config["architecture"]
+    return EncoderModel(_encoder(arch, len(prep.input_features)), RegressionHead(arch["d_model"], len(prep.regression)))
+
+
+def _build_joint(config, prep):
+    arch, jm = config["architecture"], config["joint"]
+    n_in, n_reg = len(prep.input_features), len(prep.regression)
+    regressor = EncoderModel(_encoder(arch, n_in, jm["reg_layers"]),
+                             RegressionHead(arch["d_model"], n_reg, jm["n_latent"]))
+    classifier = EncoderModel(_encoder(arch, n_in + n_reg + jm["n_latent"], jm["cla_layers"]),
+                              ClassificationHead(arch["d_model"], prep.n_classes))
+    return JointModel(regressor, classifier, alpha=jm["alpha"], beta=jm["beta"])
+
+
+def _defaults(**overrides) -> dict:
+    d = {"architecture": ARCHITECTURE, "targets": TARGETS, "training": TRAINING, "tracking": TRACKING}
+    d = copy.deepcopy(d)
+    for part, values in overrides.items():
+        d[part] = {**d.get(part, {}), **values}
+    return d
+
+
+register_model(ModelSpec("enccla", _defaults(), _build_classifier))
+register_model(ModelSpec("encreg", _defaults(), _build_regressor))
+# EncReg-FA: the flash kernel with bf16 autocast (on CUDA; sdpa in fp32 on CPU, with a notice).
+register_model(ModelSpec("encreg-fa", _defaults(architecture={"attention": "flash"}, training={"amp": "auto"}),
+                         _build_regressor))
+register_model(ModelSpec("jm", _defaults(joint=JOINT), _build_joint))

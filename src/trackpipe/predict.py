@@ -1,0 +1,163 @@
+"""Inference: one event at a time (batch size 1, as in the papers' timing), tracks, submission, timing.
+
+Per-event timing follows the papers' split: `device_ms` is the forward pass alone (CUDA events on a
+GPU, wall clock on CPU), `host_cpu_ms` the CPU time (`time.process_time`, summed over threads) of the
+pre-processing (normalisation, tensors) and post-processing (argmax / HDBSCAN, track ids), and
+`wall_ms` the whole event including reading it from the store. The first events' forward passes are
+repeated untimed beforehand (warm-up), so every timed row is a steady-state measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .device import select_device, set_threads
+from .errors import ConfigError, DataError
+from .io.atomic import write_csv, write_parquet
+from .io.store import EventStore
+from .io.submission import write_submission
+from .models.attention import AttentionMask
+from .models.registry import build_model
+from .progress import progress
+from .targets import Preprocessing, hit_parameters
+from .tracking.assign import tracks_from_classes, tracks_from_regression
+from .train.loop import CHECKPOINT, amp_settings
+from .schema import TIMING
+
+log = logging.getLogger(__name__)
+
+
+def load_model(model_dir, device: torch.device):
+    """(model in eval mode with its best weights, resolved config, preprocessing) of a model directory."""
+    model_dir = Path(model_dir)
+    for name in ("config.json", "preprocessing.json", CHECKPOINT):
+        if not (model_dir / name).is_file():
+            raise DataError(f"model directory lacks {name} (train it with 'trackpipe train')", file=model_dir)
+    cfg = json.loads((model_dir / "config.json").read_text())
+    prep = Preprocessing.from_json(json.loads((model_dir / "preprocessing.json").read_text()))
+    model = build_model(cfg, prep)
+    ckpt = torch.load(model_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    model.load_state_dict(ckpt["best_model"] if ckpt.get("best_model") is not None else ckpt["model"])
+    return model.to(device).eval(), cfg, prep
+
+
+class _DeviceTimer:
+    """Milliseconds of the enclosed device work: CUDA events on GPU, wall clock on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def __enter__(self):
+        if self.cuda:
+            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self.start.record()
+        else:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.end.record()
+            torch.cuda.synchronize()
+            self.ms = self.start.elapsed_time(self.end)
+        else:
+            self.ms = (time.perf_counter() - self.t0) * 1e3
+        return False
+
+
+def timing_summary(timing: pd.DataFrame) -> dict:
+    out = {"n_events": int(len(timing))}
+    for col in ("device_ms", "host_cpu_ms", "wall_ms"):
+        out[f"{col}_median"] = float(timing[col].median())
+        out[f"{col}_p90"] = float(timing[col].quantile(0.9))
+    return out
+
+
+def _posterior_rows(event, logits, prep: Preprocessing, rng, n_hits: int, top: int) -> pd.DataFrame:
+    hits = event.hits
+    chosen = np.sort(rng.choice(len(hits), size=min(n_hits, len(hits)), replace=False))
+    prob = torch.softmax(logits[chosen].float(), dim=-1)
+    p, c = prob.topk(min(top, prob.shape[-1]), dim=-1)
+    true = prep.classes(hit_parameters(hits.iloc[chosen].reset_index(drop=True), event.particles, prep.kind))
+    k = p.shape[1]
+    return pd.DataFrame({
+        "event_id": np.int64(event.event_id),
+        "hit_id": np.repeat(hits.hit_id.to_numpy(np.int64)[chosen], k),
+        "particle_id": np.repeat(hits.particle_id.to_numpy(np.int64)[chosen], k),
+        "true_class": np.repeat(true, k),
+        "rank": np.tile(np.arange(k, dtype=np.int32), len(chosen)),
+        "class_id": c.numpy().ravel().astype(np.int64),
+        "probability": p.numpy().ravel().astype(np.float32),
+    })
+
+
+def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int | None = None,
+            device: str = "auto", warmup: int = 3, posterior_events: int = 1, posterior_hits: int = 20,
+            posterior_top: int = 10, seed: int = 0) -> dict:
+    """Tracks for every event of the store `data` -> submission CSV `out` (+ timing CSV, posteriors).
+
+    Returns the timing summary (medians and p90 over the timed events).
+    """
+    set_threads(threads)
+    dev = select_device(device)
+    model, cfg, prep = load_model(model_dir, dev)
+    if posteriors is not None and model.task != "classification":
+        raise ConfigError(f"posteriors need a classifier; model {cfg['model']!r} is a {model.task} model")
+    if model.task == "regression" and not prep.clustering:
+        raise DataError("preprocessing.json has no clustering parameters (training did not finish)",
+                        file=Path(model_dir) / "preprocessing.json")
+    amp = amp_settings(cfg["training"]["amp"], dev)
+    store = EventStore(data)
+    rng = np.random.default_rng(seed)
+    columns = ["event_id", "hit_id", "x", "y", "z", "particle_id"]
+
+    def forward(x: np.ndarray):
+        batch = {"x": torch.from_numpy(x)[None].to(dev)}
+        batch["valid"] = torch.ones(batch["x"].shape[:2], dtype=torch.bool, device=dev)
+        batch["mask"] = AttentionMask(batch["valid"])
+        return batch
+
+    ids = store.event_ids
+    with torch.inference_mode(), torch.autocast(dev.type, dtype=amp[1], enabled=amp[0]):
+        if len(ids) and warmup > 0:
+            x0 = prep.inputs(store.read_event(ids[0], columns=columns).hits)
+            for _ in range(warmup):
+                model(forward(x0))
+        subs, rows, post = [], [], []
+        for i, eid in enumerate(progress(ids, desc="predict", unit="event")):
+            w0 = time.perf_counter()
+            event = store.read_event(eid, columns=columns)
+            c0 = time.process_time()
+            batch = forward(prep.inputs(event.hits))
+            host = time.process_time() - c0
+            with _DeviceTimer(dev) as timer:
+                out_t = model(batch)
+            c0 = time.process_time()
+            if model.task == "regression":
+                pts = out_t["pred"][0].float().cpu().numpy()
+                tracks = tracks_from_regression(pts, min_cluster_size=prep.clustering["min_cluster_size"],
+                                                min_samples=prep.clustering["min_samples"])
+            else:
+                tracks = tracks_from_classes(out_t["logits"][0].argmax(-1).cpu().numpy(), prep.noise_class)
+            subs.append(pd.DataFrame({"event_id": np.int64(eid), "hit_id": event.hits.hit_id.to_numpy(np.int64),
+                                      "track_id": tracks}))
+            host += time.process_time() - c0
+            rows.append((int(eid), len(event.hits), timer.ms, host * 1e3, (time.perf_counter() - w0) * 1e3, dev.type))
+            if posteriors is not None and i < posterior_events:
+                post.append(_posterior_rows(event, out_t["logits"][0].cpu(), prep, rng, posterior_hits, posterior_top))
+    write_submission(out, pd.concat(subs, ignore_index=True))
+    timing_df = pd.DataFrame(rows, columns=TIMING.names)
+    if timing is not None:
+        write_csv(timing, timing_df)
+    if posteriors is not None:
+        write_parquet(posteriors, pd.concat(post, ignore_index=True))
+    summary = timing_summary(timing_df)
+    log.info("predicted %d events with %s on %s: %s", len(ids), cfg["model"], dev, summary)
+    return summary

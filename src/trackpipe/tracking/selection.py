@@ -1,0 +1,27 @@
+"""Choosing HDBSCAN parameters on the validation split (never on test): the grid point with the best
+mean TrackML score over the given events."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .assign import tracks_from_regression
+from .scoring import trackml_score
+
+
+def select_hdbscan(events, *, min_cluster_size, min_samples) -> tuple[dict, list[dict]]:
+    """events: iterable of (points, particle_id, weight) per validation event.
+
+    Returns the best {"min_cluster_size", "min_samples", "val_score"} and one row per grid point.
+    Ties go to the first grid point (smaller parameters), so the choice is deterministic.
+    """
+    events = list(events)
+    rows = []
+    for mcs, ms in itertools.product(min_cluster_size, min_samples):
+        scores = [trackml_score(pid, w, tracks_from_regression(pts, min_cluster_size=mcs, min_samples=ms))
+                  for pts, pid, w in events]
+        rows.append({"min_cluster_size": int(mcs), "min_samples": int(ms), "val_score": float(np.mean(scores))})
+    best = max(rows, key=lambda r: r["val_score"])
+    return best, rows

@@ -1,0 +1,83 @@
+"""Targets: quantile classes, noise class, normalisation, parameter sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trackpipe.errors import ConfigError, DataError
+from trackpipe.targets import Preprocessing, detect_kind, fit_edges, fit_preprocessing, hit_parameters
+from trackpipe.train.toydata import linear_events
+
+
+def test_quantile_edges_balance_the_bins():
+    x = np.random.default_rng(0).exponential(size=10_000)
+    edges = fit_edges(x, 8)
+    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=8)
+    assert len(edges) == 7 and counts.min() >= 1240 and counts.max() <= 1260
+
+
+def test_discrete_parameter_gets_one_bin_per_value():
+    q = np.array([-1.0] * 30 + [1.0] * 70)
+    edges = fit_edges(q, 2)
+    assert edges.tolist() == [0.0]
+    assert np.searchsorted(edges, [-1.0, 1.0], side="right").tolist() == [0, 1]
+
+
+def _tables(n=30, seed=0, noise=3):
+    events = list(linear_events(n, seed=seed, min_tracks=5, max_tracks=10, noise_hits=noise))
+    hits = pd.concat([e.hits for e in events], ignore_index=True)
+    parts = pd.concat([e.particles for e in events], ignore_index=True)
+    return hits, parts
+
+
+def test_redvid_linear_classes_and_targets():
+    hits, parts = _tables()
+    assert detect_kind(parts) == "redvid-linear"
+    prep = fit_preprocessing(hits, parts, bins={"theta_d": 4, "polar": 3})
+    assert prep.n_track_classes == 12 and prep.noise_class == 12 and prep.n_classes == 13
+    enc = prep.encode(hits, parts)
+    noise = hits.particle_id.to_numpy() == 0
+    assert (enc["cls"][noise] == 12).all() and (enc["cls"][~noise] < 12).all()
+    # Straightforward reference for the class of each track hit.
+    p = parts.set_index(["event_id", "particle_id"])
+    key = pd.MultiIndex.from_frame(hits.loc[~noise, ["event_id", "particle_id"]])
+    theta_d = p.theta_d.reindex(key).to_numpy()
+    polar = np.pi / 2 - np.arctan2(p.z_d.reindex(key).to_numpy(), p.r_d.reindex(key).to_numpy())
+    ref = [np.searchsorted(prep.edges["theta_d"], t, side="right") * 3
+           + np.searchsorted(prep.edges["polar"], pl, side="right") for t, pl in zip(theta_d, polar)]
+    assert enc["cls"][~noise].tolist() == ref
+    # Targets standardised on the fitting tables, absent for noise.
+    assert not enc["reg_valid"][noise].any() and enc["reg_valid"][~noise].all()
+    np.testing.assert_allclose(enc["reg"][~noise].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(enc["reg"][~noise].std(0), 1, atol=1e-4)
+    np.testing.assert_allclose(enc["x"].mean(0), 0, atol=1e-5)
+    # Round trip through preprocessing.json.
+    again = Preprocessing.from_json(prep.to_json()).encode(hits, parts)
+    assert np.array_equal(again["cls"], enc["cls"])
+
+
+def test_statistics_come_from_the_fitting_tables_only():
+    hits, parts = _tables(seed=0)
+    other_hits, other_parts = _tables(seed=5)
+    a = fit_preprocessing(hits, parts)
+    b = fit_preprocessing(pd.concat([hits, other_hits.assign(event_id=other_hits.event_id + 100)]),
+                          pd.concat([parts, other_parts.assign(event_id=other_parts.event_id + 100)]))
+    assert a.edges != b.edges and a.input_mean != b.input_mean
+
+
+def test_trackml_parameters():
+    parts = pd.DataFrame({"event_id": 1, "particle_id": [5, 6], "px": [1.0, 0.0], "py": [0.0, 2.0],
+                          "pz": [0.0, 2.0], "q": [1, -1], "vx": 0.0, "vy": 0.0, "vz": 0.0})
+    hits = pd.DataFrame({"event_id": 1, "hit_id": [1, 2, 3], "particle_id": [5, 0, 6]})
+    assert detect_kind(parts) == "trackml"
+    hp = hit_parameters(hits, parts, "trackml")
+    np.testing.assert_allclose(hp.theta.to_numpy()[[0, 2]], [np.pi / 2, np.pi / 4])
+    np.testing.assert_allclose(hp.phi.to_numpy()[[0, 2]], [0, np.pi / 2])
+    np.testing.assert_allclose(hp.p.to_numpy()[[0, 2]], [1, np.sqrt(8)])
+    assert hp.iloc[1].isna().all()
+    with pytest.raises(DataError, match="not in the particles table"):
+        hit_parameters(hits.assign(particle_id=[5, 0, 7]), parts, "trackml")
+    with pytest.raises(ConfigError, match="must name exactly"):
+        fit_preprocessing(hits.assign(x=0.0, y=0.0, z=0.0), parts, bins={"phi": 3})

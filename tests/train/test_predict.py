@@ -1,0 +1,91 @@
+"""Inference and the train/predict command line on a tiny synthetic store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trackpipe.cli import main
+from trackpipe.io.store import EventStore, write_store
+from trackpipe.io.submission import read_submission
+from trackpipe.predict import TIMING_COLUMNS, predict
+from trackpipe.train.toydata import linear_events
+
+from train_helpers import TINY
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pred")
+    write_store(root / "train", linear_events(12, seed=5, min_tracks=3, max_tracks=6, noise_hits=2))
+    write_store(root / "test", linear_events(4, seed=6, min_tracks=3, max_tracks=6, noise_hits=2, first_id=50))
+    return root
+
+
+def _config_file(root):
+    import json
+
+    path = root / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+@pytest.mark.parametrize("model", ["enccla", "encreg-fa"])
+def test_cli_train_then_predict(stores, tmp_path, model, capsys):
+    out = tmp_path / model
+    assert main(["train", "--data", str(stores / "train"), "--model", model, "--config", str(_config_file(stores)),
+                 "--epochs", "1", "--seed", "3", "--threads", "1", "--out", str(out)]) == 0
+    args = ["predict", "--model", str(out), "--data", str(stores / "test"), "--out", str(tmp_path / "sub.csv"),
+            "--timing", str(tmp_path / "timing.csv"), "--threads", "1", "--warmup", "1"]
+    if model == "enccla":
+        args += ["--posteriors", str(tmp_path / "post.parquet")]
+    assert main(args) == 0
+    sub = read_submission(tmp_path / "sub.csv")
+    hits = EventStore(stores / "test").hits(columns=["event_id", "hit_id"])
+    merged = hits.merge(sub, on=["event_id", "hit_id"], how="outer", indicator=True)
+    assert (merged._merge == "both").all() and len(sub) == len(hits)
+    timing = pd.read_csv(tmp_path / "timing.csv")
+    assert timing.columns.tolist() == TIMING_COLUMNS
+    assert timing.event_id.tolist() == EventStore(stores / "test").event_ids.tolist()
+    assert (timing.n_hits.to_numpy() == EventStore(stores / "test").index.n_hits.to_numpy()).all()
+    assert (timing.device_ms > 0).all() and (timing.wall_ms >= timing.device_ms).all()
+    if model == "enccla":
+        post = pd.read_parquet(tmp_path / "post.parquet")
+        per_hit = post.groupby("hit_id").probability
+        assert (per_hit.sum() <= 1 + 1e-5).all() and post.event_id.nunique() == 1
+        first = post[post["rank"] == 0].probability.to_numpy()
+        assert (first >= post[post["rank"] == 1].probability.to_numpy()).all()
+
+
+def test_predicted_tracks_follow_the_argmax(stores, tmp_path):
+    """Hits with the same predicted class share a track; different classes never do."""
+    import torch
+
+    from trackpipe.models.attention import AttentionMask
+    from trackpipe.predict import load_model
+    from trackpipe.train.loop import train
+
+    train("enccla", stores / "train", tmp_path / "m", config=TINY, epochs=1, seed=0)
+    predict(tmp_path / "m", stores / "test", tmp_path / "s.csv", warmup=0)
+    model, _, prep = load_model(tmp_path / "m", torch.device("cpu"))
+    ev = EventStore(stores / "test").read_event(50)
+    x = torch.from_numpy(prep.inputs(ev.hits))[None]
+    with torch.no_grad():
+        cls = model({"x": x, "mask": AttentionMask(torch.ones(x.shape[:2], dtype=torch.bool))})["logits"][0].argmax(-1)
+    sub = read_submission(tmp_path / "s.csv")
+    tracks = sub[sub.event_id == 50].set_index("hit_id").track_id.loc[ev.hits.hit_id].to_numpy()
+    cls = cls.numpy()
+    real = cls != prep.noise_class
+    same_cls = cls[real][:, None] == cls[real][None, :]
+    same_track = tracks[real][:, None] == tracks[real][None, :]
+    assert np.array_equal(same_cls, same_track)
+    assert len(np.unique(tracks[~real])) == (~real).sum()
+
+
+def test_cli_errors_exit_2(stores, tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--model", "enccla", "--out", str(tmp_path / "x")]) == 2
+    assert "not an event store" in capsys.readouterr().err
+    assert main(["train", "--data", str(stores / "train"), "--model", "nope", "--out", str(tmp_path / "y")]) == 2
+    assert main(["predict", "--model", str(tmp_path / "none"), "--data", str(stores / "test"),
+                 "--out", str(tmp_path / "s.csv")]) == 2
