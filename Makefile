@@ -27,6 +27,7 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/local --report results/report.html
 
 test: install
 	$(BIN)/python -m pytest -q

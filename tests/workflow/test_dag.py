@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-CONFIGS = ["config/config.yaml"]
+CONFIGS = ["config/config.yaml", "config/paper.yaml"]
 
 
 def run(exe, env, workdir, *args, check=True):

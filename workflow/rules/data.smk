@@ -26,7 +26,13 @@ rule merge_dataset:
     input:
         lambda wc: expand(f"{RESULTS}/shards/{wc.dataset}/{{shard}}", shard=range(n_shards(wc.dataset))),
     output:
-        directory(f"{RESULTS}/data/{{dataset}}"),
+        report(
+            directory(f"{RESULTS}/data/{{dataset}}"),
+            patterns=["validation/{name}.png"],
+            caption="../report/validation.rst",
+            category="Datasets",
+            subcategory="{dataset}",
+        ),
     params:
         reference_trackml=config.get("reference_trackml"),
     log:

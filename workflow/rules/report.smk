@@ -5,10 +5,19 @@ rule tables_and_figures:
     input:
         report_inputs,
     output:
-        tables=multiext(f"{RESULTS}/tables/table1", ".csv", ".md", ".tex")
-        + multiext(f"{RESULTS}/tables/table2", ".csv", ".md", ".tex"),
+        tables=report(
+            multiext(f"{RESULTS}/tables/table1", ".csv", ".md", ".tex")
+            + multiext(f"{RESULTS}/tables/table2", ".csv", ".md", ".tex"),
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
         missing=f"{RESULTS}/tables/missing.json",
-        figures=directory(f"{RESULTS}/figures"),
+        figures=report(
+            directory(f"{RESULTS}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     params:
         section=config.get("report", {}),
         datasets=DATASETS,
