@@ -29,7 +29,7 @@ from .errors import ConfigError, DataError
 from .io.atomic import atomic_path
 from .io.store import StoreWriter, merge_stores
 from .reduce import DEFAULT_REDUCE, SPLITS, reduce_event, source_rng, split_of_sources
-from .sim.options import merge_section
+from .config import merge_section
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from ..config import merge_section
 from ..errors import ConfigError, DataError
 
 BARREL, ENDCAP_NEG, ENDCAP_POS = 0, 1, 2
@@ -40,11 +41,7 @@ PROJECTION_DEFAULTS = {
 
 def projection_params(params: dict | None) -> dict:
     """Defaults overlaid with `params`; unknown keys are an error (typos must not pass silently)."""
-    params = dict(params or {})
-    unknown = set(params) - set(PROJECTION_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"unknown projection keys: {sorted(unknown)}; allowed: {sorted(PROJECTION_DEFAULTS)}")
-    out = {**PROJECTION_DEFAULTS, **params}
+    out = merge_section(PROJECTION_DEFAULTS, params, "projection")
     if out["region_by"] not in ("surface", "volume"):
         raise ConfigError(f"projection.region_by must be 'surface' or 'volume', not {out['region_by']!r}")
     return out

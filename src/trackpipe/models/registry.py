@@ -20,6 +20,7 @@ from typing import Callable
 
 from torch import nn
 
+from ..config import merge_section
 from ..errors import ConfigError
 from ..targets import Preprocessing
 from .backbone import Encoder
@@ -85,18 +86,6 @@ def register_model(spec: ModelSpec, *, replace: bool = False) -> None:
     MODELS[spec.name] = spec
 
 
-def _merge(defaults: dict, user: dict, where: str) -> dict:
-    out = copy.deepcopy(defaults)
-    for key, value in (user or {}).items():
-        if key not in defaults:
-            raise ConfigError(f"unknown key {where}.{key}; allowed: {sorted(defaults)}")
-        if isinstance(defaults[key], dict) and defaults[key] and isinstance(value, dict):
-            out[key] = _merge(defaults[key], value, f"{where}.{key}")
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def resolve_config(name: str, section: dict | None = None) -> dict:
     """The complete config section of model `name`: defaults overlaid with `section`."""
     if name not in MODELS:
@@ -105,7 +94,7 @@ def resolve_config(name: str, section: dict | None = None) -> dict:
     if section.get("model", name) != name:
         raise ConfigError(f"config section is for model {section['model']!r}, not {name!r}")
     section.pop("model", None)
-    return {"model": name, **_merge(MODELS[name].defaults, section, name)}
+    return {"model": name, **merge_section(MODELS[name].defaults, section, name)}
 
 
 def build_model(config: dict, prep: Preprocessing) -> nn.Module:

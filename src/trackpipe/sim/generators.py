@@ -25,7 +25,7 @@ import logging
 import numpy as np
 
 from ..errors import ConfigError
-from .options import as_range
+from ..config import as_range
 
 log = logging.getLogger(__name__)
 PION, KAON, PROTON = 0.13957, 0.49368, 0.93827

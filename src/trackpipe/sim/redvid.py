@@ -48,7 +48,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..io.redvid import HELICAL_PARAMS, LINEAR_PARAMS, SUB_DETECTOR_CODES, TRACK_TYPES
 from ..io.store import Event
-from .options import as_range, merge_section
+from ..config import as_range, merge_section
 
 DEFAULT_DETECTOR = {
     "pixel": {"present": False, "layers": 3, "radius": 45.0, "half_length": 400.0},

@@ -24,7 +24,7 @@ from ..io.store import Event
 from ..weights import hit_weights
 from .generators import DEFAULT_GENERATOR, make_source
 from .geometry import PIXEL_VOLUMES, VOLUMES, Layers, check_volumes, layers_from_detectors_csv, module_ids, trackml_layers
-from .options import merge_section
+from ..config import merge_section
 from .propagate import propagate
 
 DEFAULT_TRACKML = {

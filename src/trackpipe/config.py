@@ -1,10 +1,13 @@
-"""Merging a plain config section with its documented defaults (unknown keys are errors)."""
+"""Config sections: merged over their documented defaults, unknown keys are errors (typos never pass).
+
+Every stage takes a plain dict; this module is the one place that completes and checks it.
+"""
 
 from __future__ import annotations
 
 import copy
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 
 def merge_section(defaults: dict, section: dict | None, where: str) -> dict:
@@ -15,7 +18,7 @@ def merge_section(defaults: dict, section: dict | None, where: str) -> dict:
     out = copy.deepcopy(defaults)
     for key, value in (section or {}).items():
         if key not in out:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {sorted(out)}")
+            raise ConfigError(f"unknown key {where}.{key}; allowed: {sorted(out)}")
         if isinstance(out[key], dict) and out[key] and isinstance(value, dict):
             out[key] = merge_section(out[key], value, f"{where}.{key}")
         else:
