@@ -162,9 +162,9 @@ register_model(ModelSpec("jm", _defaults(joint=JOINT), _build_joint))
 
 def _register_later_families() -> None:
     """EncDec and the sparse U-Net (their modules import lazily: spconv is an optional extra)."""
-    from . import encdec
+    from . import encdec, unet
 
-    for family in (encdec,):
+    for family in (encdec, unet):
         defaults = {"architecture": family.ARCHITECTURE, "targets": {**TARGETS, **family.TARGETS},
                     "training": {**TRAINING, **family.TRAINING}, "tracking": family.TRACKING}
         register_model(ModelSpec(family.NAME, copy.deepcopy(defaults), family.build, family.predict_event))
