@@ -9,7 +9,7 @@ Geometric seed finder, for tracks from (near) the origin:
    plane differ by at most `curvature_tolerance` (1/mm) + `curvature_relative` x the larger one
    (zero for straight lines), and the polar angles of a, b, c stay within `max_dtheta`;
 3. only triplets that start a chain (no accepted triplet (x, a, b) precedes them) are kept, and
-   disjoint seeds are chosen greedily, innermost and best-fitting first.
+   disjoint seeds are chosen greedily: innermost first, then shortest span, then best fit.
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ def geometric_seeds(xyz: np.ndarray, layer: np.ndarray | None = None, params: di
     # A triplet starts a chain unless some triplet ends with its first two hits.
     starts = ~np.isin(ta * n + tb, tb * n + tc)
     trip = np.stack([ta, tb, tc], axis=1)[starts]
-    rank = np.lexsort((dk[starts], d[trip[:, 0]]))
+    # Innermost first, then the shortest span (consecutive layers, no skipped hit), then the best fit.
+    span = d[trip[:, 2]] - d[trip[:, 0]]
+    rank = np.lexsort((dk[starts], span, d[trip[:, 0]]))
     return _greedy_disjoint(trip[rank], n)
 
 
