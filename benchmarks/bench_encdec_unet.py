@@ -74,6 +74,27 @@ def _bench_encdec(args, out: Path):
     print(f"| wall s, largest event ({n_tracks} tracks, {len(hits)} hits), median of 5 | {np.median(reps):.3f} |")
 
 
+def _bench_unet(args, out: Path):
+    import pandas as pd
+
+    from trackpipe.io.store import EventStore
+    from trackpipe.metrics import fit_accuracy, trackml_score
+    from trackpipe.predict import predict
+    from trackpipe.train.loop import train
+
+    data = Path(args.data)
+    cfg = {"targets": {"bins": {"radial_coeff": 30, "pitch_coeff": 30, "azimuthal_coeff": 30}}}
+    res = train("unet", data / "train", out / "unet", val=data / "val", config=cfg, max_minutes=args.minutes,
+                epochs=args.epochs, seed=0, threads=args.threads)
+    print(f"unet training: {res.status}, {res.epochs_done} epochs, best {res.best_epoch}")
+    summary = predict(out / "unet", data / "test", out / "unet_sub.csv", timing=out / "unet_timing.csv",
+                      threads=args.threads)
+    truth = EventStore(data / "test").hits()[["event_id", "hit_id", "particle_id", "weight"]]
+    sub = pd.read_csv(out / "unet_sub.csv")
+    print(f"| U-Net TrackML score / FitAccuracy | {trackml_score(truth, sub):.3f} / {fit_accuracy(truth, sub):.3f} |")
+    print(f"| U-Net device / wall ms per event, median | {summary['device_ms_median']:.1f} / {summary['wall_ms_median']:.1f} |")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="/work/main/results/data/redvid-helical-10-50",
