@@ -104,8 +104,12 @@ class JointModel(nn.Module):
 
 
 def epoch_metrics(stats: dict) -> dict:
-    """Per-hit accuracy and mean squared error from summed batch statistics."""
+    """Per-hit accuracy and mean squared error from summed batch statistics; any pair of statistics
+    `<name>__num` / `<name>__den` (e.g. EncDec's next-hit accuracy) becomes the ratio `<name>`."""
     out = {}
+    for key, num in stats.items():
+        if key.endswith("__num") and stats.get(key[:-5] + "__den"):
+            out[key[:-5]] = num / stats[key[:-5] + "__den"]
     if stats.get("cla_hits"):
         out["accuracy"] = stats["cla_correct"] / stats["cla_hits"]
         out["cla_loss"] = stats["cla_loss_sum"] / stats["cla_hits"]

@@ -75,6 +75,10 @@ class ModelSpec:
     name: str
     defaults: dict
     build: Callable[[dict, Preprocessing], nn.Module]
+    # Families whose inference is not one forward pass + per-hit assignment (EncDec's autoregressive
+    # decoding, the U-Net's voxels) bring their own: predict(model, cfg, prep, store, device) -> per-event
+    # (submission frame, device seconds, host CPU seconds) rows; see `trackpipe.predict`.
+    predict: Callable | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -143,3 +147,16 @@ register_model(ModelSpec("encreg", _defaults(), _build_regressor))
 register_model(ModelSpec("encreg-fa", _defaults(architecture={"attention": "flash"}, training={"amp": "auto"}),
                          _build_regressor))
 register_model(ModelSpec("jm", _defaults(joint=JOINT), _build_joint))
+
+
+def _register_later_families() -> None:
+    """EncDec and the sparse U-Net (their modules import lazily: spconv is an optional extra)."""
+    from . import encdec, unet
+
+    for family in (encdec, unet):
+        defaults = {"architecture": family.ARCHITECTURE, "targets": {**TARGETS, **family.TARGETS},
+                    "training": {**TRAINING, **family.TRAINING}, "tracking": family.TRACKING}
+        register_model(ModelSpec(family.NAME, copy.deepcopy(defaults), family.build, family.predict_event))
+
+
+_register_later_families()

@@ -125,8 +125,12 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 def run_batches(model, loss_fn, data, batches, *, device, amp: tuple[bool, torch.dtype], train: bool,
                 optimizer=None, schedule=None, scaler=None, grad_clip: float = 0.0, stats: dict | None = None,
-                start: int = 0, should_stop: Callable[[int], bool] | None = None, desc: str = ""):
+                start: int = 0, should_stop: Callable[[int], bool] | None = None, desc: str = "",
+                collate_fn: Callable | None = None):
     """Run batches[start:], training or evaluating; returns (summed statistics, index of the next batch).
+
+    collate_fn(data, indices, device, train=...): the model's own batch layout (data mode), e.g. the
+    U-Net's voxels (training-only interpolated points); default: padded hits (`data.collate`).
 
     Statistics: `loss_sum` (loss x valid hits), `hits`, plus whatever the model's loss reports.
     """
@@ -134,7 +138,8 @@ def run_batches(model, loss_fn, data, batches, *, device, amp: tuple[bool, torch
     enabled, dtype = amp
     step = start
     for step in progress(range(start, len(batches)), desc=desc, unit="batch"):
-        batch = collate(data, batches[step], device)
+        batch = (collate(data, batches[step], device) if collate_fn is None
+                 else collate_fn(data, batches[step], device, train=train))
         with torch.autocast(device.type, dtype=dtype, enabled=enabled), torch.set_grad_enabled(train):
             out = model(batch)
             loss, s = loss_fn(out, batch)
@@ -238,8 +243,9 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
     model = build_model(cfg, prep).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("%s: %d parameters, classes %d, attention %s", cfg["model"], n_params, prep.n_classes,
-             cfg["architecture"]["attention"])
+             cfg["architecture"].get("attention", "none"))
     loss_fn = model.loss
+    collate_fn = getattr(model, "collate", None)
     net = model
     if info.active:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -295,7 +301,7 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
             net, loss_fn, train_data, batches, device=device, amp=amp, train=True, optimizer=optimizer,
             schedule=schedule, scaler=scaler, grad_clip=tr["grad_clip"], stats=state["epoch_stats"],
             start=state["step"], desc=f"epoch {epoch + 1}/{tr['epochs']}",
-            should_stop=lambda s: out_of_time(s) or (stop is not None and stop(epoch, s)))
+            should_stop=lambda s: out_of_time(s) or (stop is not None and stop(epoch, s)), collate_fn=collate_fn)
         state["epoch_seconds"] += time.monotonic() - t0
         if next_step < len(batches):  # interrupted inside the epoch
             state.update(step=next_step, epoch_stats=train_stats)
@@ -305,7 +311,7 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         net.eval()
         val_stats, _ = run_batches(net, loss_fn, val_data, shard(batch_plan(val_data.lengths, tr["batch_size"],
                                    seed=seed, epoch=0, shuffle=False), info) or [np.arange(len(val_data))],
-                                   device=device, amp=amp, train=False, desc="validation")
+                                   device=device, amp=amp, train=False, desc="validation", collate_fn=collate_fn)
         val_stats = sum_stats(val_stats, info, device)
         row = _row(epoch + 1, train_stats, val_stats, schedule.lr(), state["epoch_seconds"], peak_memory_mb(device))
         schedule.step_epoch(row["val_loss"])

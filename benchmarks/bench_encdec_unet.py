@@ -1,0 +1,119 @@
+"""EncDec (and sparse U-Net) quality and speed on REDVID-like helical 10-50 tracks.
+
+Trains each model through `trackpipe.train.loop.train` for a wall-clock budget, then on the test
+split measures: EncDec next-hit accuracy (5 % margin, teacher forcing), full-event decoding with
+truth seeds (paper protocol: TrackML score / FitAccuracy with seed hits excluded) and with the
+geometric seed finder (plain score, no truth used), wall-clock per event (median of the events and
+of several repeats of the largest one); U-Net TrackML score / FitAccuracy and time per event.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_encdec_unet.py \\
+        --data /work/main/results/data/redvid-helical-10-50 --minutes 20 --out /tmp/bench_encdec
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _bench_encdec(args, out: Path):
+    from trackpipe.io.store import EventStore
+    from trackpipe.predict import load_model
+    from trackpipe.tracking.encdec_decode import next_hit_accuracy, reconstruct_event, seed_excluded_scores
+    from trackpipe.metrics import fit_accuracy, trackml_score
+    from trackpipe.train.loop import train
+
+    data = Path(args.data)
+    t0 = time.monotonic()
+    res = train("encdec", data / "train", out / "encdec", val=data / "val", max_minutes=args.minutes,
+                epochs=args.epochs, seed=0, threads=args.threads)
+    print(f"encdec training: {res.status}, {res.epochs_done} epochs, best {res.best_epoch}, "
+          f"{(time.monotonic() - t0) / 60:.1f} min")
+    model, cfg, _ = load_model(out / "encdec", torch.device("cpu"))
+    test = EventStore(data / "test")
+    ids = test.event_ids[:args.events]
+    ok = tot = 0
+    rows = {"truth": [], "geometric": []}
+    times = {"truth": [], "geometric": []}
+    with torch.inference_mode():
+        for eid in ids:
+            hits = test.read_event(eid).hits
+            c, n = next_hit_accuracy(model, hits)
+            ok, tot = ok + c, tot + n
+            for mode in rows:
+                w = time.perf_counter()
+                tracks, seeds, _ = reconstruct_event(model, hits, {**cfg["tracking"], "seeds": mode})
+                times[mode].append(time.perf_counter() - w)
+                if mode == "truth":
+                    rows[mode].append(seed_excluded_scores(hits, tracks, seeds))
+                else:
+                    truth = hits[["event_id", "hit_id", "particle_id", "weight"]]
+                    sub = hits[["event_id", "hit_id"]].assign(track_id=tracks)
+                    rows[mode].append({"trackml_score": trackml_score(truth, sub),
+                                       "fit_accuracy": fit_accuracy(truth, sub)})
+        big = max(ids, key=lambda e: test.read_event(e).particles.shape[0])
+        hits = test.read_event(big).hits
+        reps = []
+        for _ in range(5):
+            w = time.perf_counter()
+            reconstruct_event(model, hits, {**cfg["tracking"], "seeds": "geometric"})
+            reps.append(time.perf_counter() - w)
+    print(f"\nEncDec on {len(ids)} test events")
+    print(f"| metric | value |\n|---|---|\n| next-hit accuracy (5 % margin) | {ok / max(tot, 1):.3f} ({tot} predictions) |")
+    for mode, r in rows.items():
+        s = np.mean([x["trackml_score"] for x in r])
+        f = np.mean([x["fit_accuracy"] for x in r])
+        label = "truth seeds, seed hits excluded" if mode == "truth" else "geometric seeds, all hits"
+        print(f"| TrackML score / FitAccuracy ({label}) | {s:.3f} / {f:.3f} |")
+        print(f"| wall s per event ({mode} seeds), median | {np.median(times[mode]):.3f} |")
+    n_tracks = int((hits.particle_id.unique() != 0).sum())
+    print(f"| wall s, largest event ({n_tracks} tracks, {len(hits)} hits), median of 5 | {np.median(reps):.3f} |")
+
+
+def _bench_unet(args, out: Path):
+    import pandas as pd
+
+    from trackpipe.io.store import EventStore
+    from trackpipe.metrics import fit_accuracy, trackml_score
+    from trackpipe.predict import predict
+    from trackpipe.train.loop import train
+
+    data = Path(args.data)
+    cfg = {"targets": {"bins": {"radial_coeff": 30, "pitch_coeff": 30, "azimuthal_coeff": 30}}}
+    res = train("unet", data / "train", out / "unet", val=data / "val", config=cfg, max_minutes=args.minutes,
+                epochs=args.epochs, seed=0, threads=args.threads)
+    print(f"unet training: {res.status}, {res.epochs_done} epochs, best {res.best_epoch}")
+    summary = predict(out / "unet", data / "test", out / "unet_sub.csv", timing=out / "unet_timing.csv",
+                      threads=args.threads)
+    truth = EventStore(data / "test").hits()[["event_id", "hit_id", "particle_id", "weight"]]
+    sub = pd.read_csv(out / "unet_sub.csv")
+    print(f"| U-Net TrackML score / FitAccuracy | {trackml_score(truth, sub):.3f} / {fit_accuracy(truth, sub):.3f} |")
+    print(f"| U-Net device / wall ms per event, median | {summary['device_ms_median']:.1f} / {summary['wall_ms_median']:.1f} |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="/work/main/results/data/redvid-helical-10-50",
+                   help="dataset root with train/val/test stores")
+    p.add_argument("--minutes", type=float, default=20.0, help="training budget per model")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--events", type=int, default=50, help="test events to evaluate")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--models", default="encdec,unet")
+    p.add_argument("--out", default="/tmp/bench_encdec_unet")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    models = args.models.split(",")
+    if "encdec" in models:
+        _bench_encdec(args, out)
+    if "unet" in models:
+        _bench_unet(args, out)
+
+
+if __name__ == "__main__":
+    main()

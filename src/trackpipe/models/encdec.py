@@ -1,0 +1,214 @@
+"""EncDec ([P1] §3.3.1): an encoder over all hits of an event and an autoregressive decoder that
+predicts the next hit of a track from the hits of the track so far.
+
+* Encoder: an induced set-attention block (ISAB: learned inducing points attend to the hits, the hits
+  attend back to that summary, so the result is permutation equivariant and O(N m)), then the shared
+  `backbone.Encoder` layers. No positional encoding: the hits are a set.
+* Decoder: hit embedding + learned positional encoding, causal self-attention over the track so far,
+  cross-attention to the encoded event; a head gives the step (dx, dy, dz) to the next hit (in the
+  standardised input frame) and a stop logit.
+* Training (teacher forcing): every true track of the batch, hits ordered by distance from the origin,
+  truncated to `max_track_length`. Positions from the last seed hit onwards are supervised: the next
+  hit's position (relative squared error |p - t|^2 / |t|^2 in mm, the quantity the 5 % margin metric
+  thresholds) and the stop flag (1 at the track's last hit).
+
+Next-hit accuracy (5 % margin): a prediction p of the true next hit t (both in mm, global frame) is
+correct iff |p - t| <= 0.05 |t| (Euclidean norms; |t| is the hit's distance from the origin).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .backbone import Encoder
+
+SEED_HITS = 3
+
+
+class InducedSetAttention(nn.Module):
+    """ISAB (Set Transformer): H = MAB(I, X), out = MAB(X, H), with m learned inducing points I.
+
+    The summary H does not depend on the order of the hits, so the block is permutation equivariant;
+    padded hits are masked out as keys and never influence real hits.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_inducing: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.inducing = nn.Parameter(torch.randn(1, n_inducing, d_model) / d_model ** 0.5)
+        self.summarise = _AttentionBlock(d_model, n_heads, d_ff, dropout)
+        self.broadcast = _AttentionBlock(d_model, n_heads, d_ff, dropout)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        h = self.summarise(self.inducing.expand(x.shape[0], -1, -1), x, ~valid)
+        return self.broadcast(x, h, None)
+
+
+class _AttentionBlock(nn.Module):
+    """MAB(Q, K) = LN(A + FF(A)), A = LN(Q + MultiHead(Q, K, K)) (post-norm as in the Set Transformer)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=0.0, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Linear(d_ff, d_model))
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, q, kv, key_padding):
+        a = self.norm1(q + self.drop(self.attn(q, kv, kv, key_padding_mask=key_padding, need_weights=False)[0]))
+        return self.norm2(a + self.drop(self.ff(a)))
+
+
+def teacher_tracks(event_index: np.ndarray, particle_id: np.ndarray, distance: np.ndarray, max_length: int,
+                   min_length: int = SEED_HITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hits of every true track ordered by distance from the origin (vectorised over all tracks).
+
+    Inputs are flat per-hit arrays (position in them = hit index); noise (particle 0) is skipped.
+    Returns (track's event index (T,), hit indices (T, L) padded with -1, track lengths (T,)); tracks
+    shorter than `min_length` are dropped, longer ones truncated to `max_length`.
+    """
+    hits = np.flatnonzero(particle_id != 0)
+    order = hits[np.lexsort((distance[hits], particle_id[hits], event_index[hits]))]
+    ev, pid = event_index[order], particle_id[order]
+    new = np.r_[True, (ev[1:] != ev[:-1]) | (pid[1:] != pid[:-1])]
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    pos = np.arange(len(order)) - starts[group]
+    sizes = np.diff(np.r_[starts, len(order)])
+    keep_group = sizes >= min_length
+    keep = keep_group[group] & (pos < max_length)
+    renum = np.cumsum(keep_group) - 1
+    T = int(keep_group.sum())
+    lengths = np.minimum(sizes[keep_group], max_length)
+    seq = np.full((T, int(lengths.max()) if T else 0), -1, np.int64)
+    seq[renum[group[keep]], pos[keep]] = order[keep]
+    return ev[starts][keep_group], seq, lengths
+
+
+class EncDec(nn.Module):
+    task = "encdec"
+
+    def __init__(self, *, input_mean, input_std, d_model: int = 64, n_heads: int = 4, d_ff: int = 128,
+                 n_inducing: int = 32, n_layers: int = 1, n_decoder_layers: int = 2, dropout: float = 0.0,
+                 max_track_length: int = 30, stop_weight: float = 0.2, margin: float = 0.05,
+                 attention: str = "sdpa", attention_options: dict | None = None):
+        super().__init__()
+        if max_track_length <= SEED_HITS:
+            raise ConfigError(f"max_track_length must exceed the {SEED_HITS} seed hits, not {max_track_length}")
+        self.register_buffer("input_mean", torch.as_tensor(input_mean, dtype=torch.float32))
+        self.register_buffer("input_std", torch.as_tensor(input_std, dtype=torch.float32))
+        self.max_track_length, self.stop_weight, self.margin = max_track_length, stop_weight, margin
+        self.embed = nn.Linear(3, d_model)
+        self.isab = InducedSetAttention(d_model, n_heads, n_inducing, d_ff, dropout)
+        # The remaining encoder layers are the shared backbone (its input layer maps d_model -> d_model).
+        self.encoder = (Encoder(d_model, d_model=d_model, n_heads=n_heads, d_ff=d_ff, n_layers=n_layers,
+                                dropout=dropout, attention=attention, attention_options=attention_options)
+                        if n_layers > 0 else None)
+        self.track_embed = nn.Linear(3, d_model)
+        self.position = nn.Embedding(max_track_length, d_model)
+        layer = nn.TransformerDecoderLayer(d_model, n_heads, d_ff, dropout, batch_first=True, norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, n_decoder_layers, norm=nn.LayerNorm(d_model))
+        self.out = nn.Linear(d_model, 4)
+
+    # -- the two halves, also used by the batched decoding ------------------------------------------
+    def encode(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        from .attention import AttentionMask
+
+        h = self.isab(self.embed(x), valid)
+        if self.encoder is not None:
+            h = self.encoder(h, AttentionMask(valid))
+        return h
+
+    def decode(self, seq_x: torch.Tensor, memory: torch.Tensor, memory_valid: torch.Tensor | None):
+        """seq_x (T, L, 3) standardised hits of T tracks; memory (T, N, d) -> next hit (T, L, 3), stop logit (T, L)."""
+        L = seq_x.shape[1]
+        h = self.track_embed(seq_x) + self.position(torch.arange(L, device=seq_x.device))
+        causal = nn.Transformer.generate_square_subsequent_mask(L, device=seq_x.device, dtype=h.dtype)
+        pad = None if memory_valid is None else ~memory_valid
+        h = self.decoder(h, memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=pad)
+        o = self.out(h)
+        return seq_x + o[..., :3], o[..., 3]
+
+    def to_mm(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.input_std + self.input_mean
+
+    # -- training ----------------------------------------------------------------------------------
+    def forward(self, batch: dict) -> dict:
+        x, valid = batch["x"], batch["valid"]
+        B, N, _ = x.shape
+        mm = self.to_mm(x.detach()).cpu().numpy()
+        flat_valid = valid.reshape(-1).cpu().numpy()
+        pid = np.where(flat_valid, batch["particle_id"].reshape(-1).cpu().numpy(), 0)
+        ev, seq, lengths = teacher_tracks(np.repeat(np.arange(B), N), pid, np.linalg.norm(mm.reshape(-1, 3), axis=1),
+                                          self.max_track_length)
+        seq_t = torch.as_tensor(seq, device=x.device)
+        seq_valid = seq_t >= 0
+        seq_x = x.reshape(B * N, 3)[seq_t.clamp(min=0)] * seq_valid[..., None]
+        ev_t = torch.as_tensor(ev, device=x.device)
+        memory = self.encode(x, valid)
+        nxt, stop = self.decode(seq_x, memory[ev_t], valid[ev_t])
+        return {"next": nxt, "stop_logit": stop, "seq_x": seq_x,
+                "lengths": torch.as_tensor(lengths, device=x.device)}
+
+    def loss(self, out: dict, batch: dict):
+        lengths = out["lengths"]
+        T, L = out["stop_logit"].shape
+        pos = torch.arange(L, device=lengths.device)[None].expand(T, L)
+        supervised = (pos >= SEED_HITS - 1) & (pos < lengths[:, None])  # stop flag known
+        has_next = supervised & (pos < lengths[:, None] - 1)            # next hit known
+        pred = self.to_mm(out["next"][:, :-1][has_next[:, :-1]].float())
+        true = self.to_mm(out["seq_x"][:, 1:][has_next[:, :-1]].float())
+        dist2 = ((pred - true) ** 2).sum(-1)
+        norm2 = (true ** 2).sum(-1).clamp(min=1.0)
+        reg = (dist2 / norm2).mean() if len(dist2) else dist2.sum()
+        stop_target = (pos == lengths[:, None] - 1).float()
+        stop = F.binary_cross_entropy_with_logits(out["stop_logit"][supervised].float(), stop_target[supervised])
+        correct = (dist2 <= self.margin ** 2 * norm2).sum()
+        stop_ok = ((out["stop_logit"][supervised] > 0).float() == stop_target[supervised]).sum()
+        loss = reg + self.stop_weight * stop
+        return loss, {"next_hit__num": float(correct), "next_hit__den": float(len(dist2)),
+                      "stop__num": float(stop_ok), "stop__den": float(supervised.sum())}
+
+
+NAME = "encdec"
+ARCHITECTURE = {
+    "d_model": 64,
+    "n_heads": 4,
+    "d_ff": 128,
+    "n_inducing": 32,           # learned inducing points of the first (set-attention) encoder block
+    "n_layers": 1,              # backbone encoder layers after the set-attention block
+    "n_decoder_layers": 2,
+    "dropout": 0.0,
+    "max_track_length": 30,
+    "stop_weight": 0.2,         # weight of the stop-flag cross-entropy in the loss
+    "margin": 0.05,             # next-hit accuracy margin (fraction of the hit's distance from the origin)
+    "attention": "sdpa",        # backbone layers' attention backend
+    "attention_options": {},
+}
+TARGETS = {}
+TRAINING = {"epochs": 40, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "early_stopping": 8}
+
+
+TRACKING = {"seeds": "geometric", "snap_distance": 60.0, "stop_threshold": 0.5, "k_candidates": 8, "seeding": {}}
+
+
+def predict_event(model, cfg: dict, prep, event, device) -> tuple[np.ndarray, float, float]:
+    """(track id per hit, model seconds, host CPU seconds) of one event: seeds + batched decoding."""
+    from ..tracking.encdec_decode import reconstruct_event
+
+    tracks, _, info = reconstruct_event(model, event.hits, cfg["tracking"], device=device)
+    return tracks, info["device_s"], info["host_cpu_s"]
+
+
+def build(config: dict, prep) -> EncDec:
+    if list(prep.input_features) != ["x", "y", "z"]:
+        raise ConfigError("encdec needs targets.inputs [x, y, z] (it predicts Cartesian hit positions)")
+    a = config["architecture"]
+    return EncDec(input_mean=prep.input_mean, input_std=prep.input_std, d_model=a["d_model"], n_heads=a["n_heads"],
+                  d_ff=a["d_ff"], n_inducing=a["n_inducing"], n_layers=a["n_layers"],
+                  n_decoder_layers=a["n_decoder_layers"], dropout=a["dropout"],
+                  max_track_length=a["max_track_length"], stop_weight=a["stop_weight"], margin=a["margin"],
+                  attention=a["attention"], attention_options=a["attention_options"])
