@@ -67,8 +67,8 @@ def fake_posteriors(rng, n_hits=3, k=5) -> pd.DataFrame:
         classes = rng.choice(400, k, replace=False)
         probs = np.sort(rng.dirichlet(np.ones(k) * 0.5))[::-1] * 0.95
         true_class = classes[1] if i < n_hits - 1 else 999   # the last hit's true class is not in the top-k
-        rows.append(pd.DataFrame({"event_id": 7, "hit_id": 100 + i, "true_class": true_class, "class": classes,
-                                  "prob": probs}))
+        rows.append(pd.DataFrame({"event_id": 7, "hit_id": 100 + i, "true_class": true_class, "class_id": classes,
+                                  "probability": probs}))
     return pd.concat(rows, ignore_index=True)
 
 

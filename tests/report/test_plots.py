@@ -166,14 +166,14 @@ def test_fig7_bars_sorted_and_true_class_highlighted(tmp_path):
     fig = posterior.plot_posteriors(post, tmp_path / "f7", max_hits=3)
     for ax, (hit_id, rows) in zip(fig.axes, post.groupby("hit_id")):
         heights = [p.get_height() for p in ax.patches]
-        np.testing.assert_allclose(heights, np.sort(rows.prob.to_numpy())[::-1])
+        np.testing.assert_allclose(heights, np.sort(rows.probability.to_numpy())[::-1])
         true_class = rows.true_class.iloc[0]
         labels = [t.get_text() for t in ax.get_xticklabels()]
         for label, patch in zip(labels, ax.patches):
             want = posterior.TRUE_COLOUR if int(label) == true_class else posterior.OTHER_COLOUR
             assert mcolors.to_hex(patch.get_facecolor()) == want
         shown = any("not in top-k" in t.get_text() for t in ax.texts)
-        assert shown == (true_class not in rows["class"].to_numpy())
+        assert shown == (true_class not in rows["class_id"].to_numpy())
 
 
 def test_event_display_colours():

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from trackpipe.metrics import trackml_score
+from trackpipe.schema import TIMING
 from trackpipe.sim.redvid import simulate_redvid
 from trackpipe.tracking.helix_dbscan import helix_dbscan_labels
 from trackpipe.tracking.runner import helix_dbscan_tracker, run_tracker
@@ -49,5 +50,5 @@ def test_runner_writes_submission_and_timing(tmp_path):
     sub = run_tracker(tmp_path / "s", helix_dbscan_tracker(), tmp_path / "sub.csv", timing_csv=tmp_path / "t.csv")
     assert len(read_submission(tmp_path / "sub.csv")) == sum(len(e.hits) for e in events) == len(sub)
     timing = pd.read_csv(tmp_path / "t.csv")
-    assert list(timing.columns) == ["event_id", "n_hits", "device_ms", "host_cpu_ms", "wall_ms"]
+    assert list(timing.columns) == TIMING.names
     assert (timing.wall_ms >= timing.device_ms).all() and (timing.device_ms > 0).all()

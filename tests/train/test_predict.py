@@ -9,7 +9,8 @@ import pytest
 from trackpipe.cli import main
 from trackpipe.io.store import EventStore, write_store
 from trackpipe.io.submission import read_submission
-from trackpipe.predict import TIMING_COLUMNS, predict
+from trackpipe.predict import predict
+from trackpipe.schema import TIMING
 from trackpipe.train.toydata import linear_events
 
 from train_helpers import TINY
@@ -46,7 +47,7 @@ def test_cli_train_then_predict(stores, tmp_path, model, capsys):
     merged = hits.merge(sub, on=["event_id", "hit_id"], how="outer", indicator=True)
     assert (merged._merge == "both").all() and len(sub) == len(hits)
     timing = pd.read_csv(tmp_path / "timing.csv")
-    assert timing.columns.tolist() == TIMING_COLUMNS
+    assert timing.columns.tolist() == TIMING.names and (timing.device == "cpu").all()
     assert timing.event_id.tolist() == EventStore(stores / "test").event_ids.tolist()
     assert (timing.n_hits.to_numpy() == EventStore(stores / "test").index.n_hits.to_numpy()).all()
     assert (timing.device_ms > 0).all() and (timing.wall_ms >= timing.device_ms).all()

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 
 def add_arguments(p):
     p.add_argument("--data", required=True, help="training event store")
-    p.add_argument("--model", required=True, help="model name (enccla, encreg, encreg-fa, jm)")
+    p.add_argument("--model", required=True, help="model family (enccla, encreg, encreg-fa, jm, encdec, unet, contrastive)")
     p.add_argument("--val", help="validation event store (default: hold out training.val_fraction of --data)")
     p.add_argument("--config", help="YAML/JSON file with the model's config section (see models.registry)")
     p.add_argument("--epochs", type=int, help="override training.epochs")

@@ -1,7 +1,7 @@
 """Fig. 7: the softmax posterior of a classifier for a few hits.
 
 Input: ``results/predict/{dataset}/{model}/posteriors.parquet`` in long format (``event_id, hit_id,
-true_class, class, prob``: the top-k classes of a few hits). One panel per hit: bars of the class
+true_class, class_id, probability``, as written by `trackpipe.predict`: the top-k classes of a few hits). One panel per hit: bars of the class
 probabilities in decreasing order, the true class in a highlight colour (or a note when the true
 class is not among the stored top-k).
 """
@@ -13,7 +13,7 @@ import pandas as pd
 
 from .style import new_figure, no_data, require_columns, save_figure, style
 
-POSTERIOR_COLUMNS = ("event_id", "hit_id", "true_class", "class", "prob")
+POSTERIOR_COLUMNS = ("event_id", "hit_id", "true_class", "class_id", "probability")
 TRUE_COLOUR = "#d62728"
 OTHER_COLOUR = "#1f77b4"
 
@@ -34,11 +34,11 @@ def plot_posteriors(posteriors: pd.DataFrame, out, *, hits=None, max_hits: int =
             no_data(axes[0, 0])
         for ax, (event_id, hit_id) in zip(axes[0], hits):
             rows = posteriors[(posteriors.event_id == event_id) & (posteriors.hit_id == hit_id)]
-            rows = rows.sort_values(["prob", "class"], ascending=[False, True])
+            rows = rows.sort_values(["probability", "class_id"], ascending=[False, True])
             true_class = int(rows.true_class.iloc[0]) if len(rows) else None
-            classes = rows["class"].to_numpy()
+            classes = rows["class_id"].to_numpy()
             colours = np.where(classes == true_class, TRUE_COLOUR, OTHER_COLOUR)
-            ax.bar(np.arange(len(rows)), rows.prob.to_numpy(float), color=colours)
+            ax.bar(np.arange(len(rows)), rows.probability.to_numpy(float), color=colours)
             ax.set_xticks(np.arange(len(rows)), [str(c) for c in classes], rotation=90)
             ax.tick_params(axis="x", which="minor", bottom=False, top=False)
             ax.set_ylim(0, 1.05)
