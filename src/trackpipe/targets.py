@@ -181,14 +181,20 @@ class Preprocessing:
 
 
 def fit_preprocessing(hits: pd.DataFrame, particles: pd.DataFrame, *, kind: str = "auto",
-                      bins: dict | None = None, inputs=INPUT_FEATURES) -> Preprocessing:
-    """Fit input normalisation, bin edges and target normalisation on the TRAINING split's tables."""
+                      bins: dict | int | None = None, inputs=INPUT_FEATURES) -> Preprocessing:
+    """Fit input normalisation, bin edges and target normalisation on the TRAINING split's tables.
+
+    `bins`: per class parameter, or one number for every parameter of the detected set (the U-Net's
+    "30 bins per parameter"), or None for the set's defaults.
+    """
     if kind == "auto":
         kind = detect_kind(particles)
     if kind not in PARAMETER_SETS:
         raise ConfigError(f"unknown parameter set {kind!r}; known: {sorted(PARAMETER_SETS)}")
-    bins = dict(DEFAULT_BINS[kind] if not bins else bins)
     class_params = PARAMETER_SETS[kind]["classes"]
+    if isinstance(bins, int) and not isinstance(bins, bool):
+        bins = {c: bins for c in class_params}
+    bins = dict(DEFAULT_BINS[kind] if not bins else bins)
     if sorted(bins) != sorted(class_params):
         raise ConfigError(f"bins for parameter set {kind!r} must name exactly {class_params}, got {sorted(bins)}")
     x = input_matrix(hits, inputs)

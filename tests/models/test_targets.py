@@ -81,3 +81,16 @@ def test_trackml_parameters():
         hit_parameters(hits.assign(particle_id=[5, 0, 7]), parts, "trackml")
     with pytest.raises(ConfigError, match="must name exactly"):
         fit_preprocessing(hits.assign(x=0.0, y=0.0, z=0.0), parts, bins={"phi": 3})
+
+
+def test_one_bin_count_for_every_parameter():
+    from trackpipe.train.toydata import linear_events
+    from trackpipe.targets import PARAMETER_SETS, fit_preprocessing
+
+    events = list(linear_events(6, seed=2, min_tracks=20, max_tracks=30))
+    import pandas as pd
+
+    hits = pd.concat([e.hits for e in events], ignore_index=True)
+    particles = pd.concat([e.particles for e in events], ignore_index=True)
+    prep = fit_preprocessing(hits, particles, bins=7)
+    assert prep.bins_per_param == [7] * len(PARAMETER_SETS[prep.kind]["classes"])
