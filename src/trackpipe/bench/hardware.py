@@ -18,6 +18,31 @@ def matmul_flops(n: int) -> int:
     return 2 * int(n) ** 3
 
 
+class MatmulReference:
+    """One n x n matmul of the model dtype, timed between the measurements it is compared with.
+
+    On a shared machine the achievable rate drifts with the load; timing the reference in the same rounds
+    as an encoder forward gives a fraction of peak that compares like with like.
+    """
+
+    def __init__(self, n: int = 1024, *, dtype: str = "float32", device="cpu", seed: int = 0):
+        gen = torch.Generator().manual_seed(seed)
+        self.n, self.device = int(n), torch.device(device)
+        self.a = torch.randn(n, n, generator=gen).to(device=self.device, dtype=DTYPES[dtype])
+        self.b = torch.randn(n, n, generator=gen).to(device=self.device, dtype=DTYPES[dtype])
+        self.times: list[float] = []
+
+    def __call__(self):
+        return torch.matmul(self.a, self.b)
+
+    def time_once(self) -> None:
+        self.times.extend(time_call(self, repeats=1, warmup=0, device=self.device))
+
+    def gflops(self) -> float:
+        """Median rate over the timed calls so far."""
+        return matmul_flops(self.n) / (summarise(self.times)["median"] * 1e-3) / 1e9
+
+
 def matmul_rate(sizes=(512, 1024, 2048), *, dtype: str = "float32", device="cpu", repeats: int = 5,
                 warmup: int = 1, seed: int = 0) -> dict:
     """{"peak_gflops", "dtype", "device", "threads", "sizes": [{"n", "ms_median", "gflops"}]}."""

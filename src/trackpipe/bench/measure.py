@@ -28,37 +28,41 @@ def summarise(times_ms) -> dict:
     return {"median": float(np.median(t)), "p90": float(np.percentile(t, 90)), "n": int(t.size)}
 
 
-def time_call(fn, *, repeats: int = 5, warmup: int = 1, device=None) -> list[float]:
+def time_call(fn, *, repeats: int = 5, warmup: int = 1, device=None, results: list | None = None) -> list[float]:
     """Milliseconds of `repeats` calls of `fn()` after `warmup` untimed calls.
 
-    With a CUDA device the time is measured with CUDA events (device time of the queued work).
+    With a CUDA device the time is measured with CUDA events (device time of the queued work). The
+    timed calls' return values are appended to `results` if given (so a score needs no extra call).
     """
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
     for _ in range(warmup):
         fn()
-    if device is not None and getattr(device, "type", str(device)) == "cuda":
-        return _time_cuda(fn, repeats)
+    cuda = device is not None and getattr(device, "type", str(device)) == "cuda"
     out = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(1e3 * (time.perf_counter() - t0))
+        value, ms = _time_cuda(fn) if cuda else _time_host(fn)
+        out.append(ms)
+        if results is not None:
+            results.append(value)
     return out
 
 
-def _time_cuda(fn, repeats: int) -> list[float]:
+def _time_host(fn):
+    t0 = time.perf_counter()
+    value = fn()
+    return value, 1e3 * (time.perf_counter() - t0)
+
+
+def _time_cuda(fn):
     import torch
 
-    out = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        out.append(float(start.elapsed_time(end)))
-    return out
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    value = fn()
+    end.record()
+    torch.cuda.synchronize()
+    return value, float(start.elapsed_time(end))
 
 
 @functools.cache

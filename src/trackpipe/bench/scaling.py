@@ -194,6 +194,15 @@ class HeadModel(Runner):
         return Prepared(run, flops, compute_call=self.name == "enccla")
 
 
+def locality_blocks(event, locality: dict):
+    """Projection + clustering + block tables of one event (the locality tracker's pre-attention work)."""
+    from ..locality.blocks import build_blocks
+    from ..locality.pipeline import cluster_event
+
+    r = cluster_event(event.hits, locality["algorithm"], locality["params"], locality["projection"], event=event.event_id)
+    return build_blocks(r.hit_index, r.cluster_id, r.n_hits, locality["blocks"])
+
+
 class EncoderForward(Runner):
     """The bare encoder forward: dense sdpa, or attention restricted to locality clusters."""
 
@@ -210,12 +219,7 @@ class EncoderForward(Runner):
         self.blocked = blocked
 
     def blocks(self, event):
-        from ..locality.blocks import build_blocks
-        from ..locality.pipeline import cluster_event
-
-        loc = self.cfg["locality"]
-        r = cluster_event(event.hits, loc["algorithm"], loc["params"], loc["projection"], event=event.event_id)
-        return build_blocks(r.hit_index, r.cluster_id, r.n_hits, loc["blocks"])
+        return locality_blocks(event, self.cfg["locality"])
 
     def forward(self, batch):
         with torch.inference_mode():
@@ -256,27 +260,44 @@ def _score(event, track_ids) -> float:
     return trackml_score(truth, sub)
 
 
-def measure_point(runner: Runner, point: SizePoint, cfg: dict, *, score: bool) -> dict:
-    """Timing, memory, FLOPs (and the baseline's score) of one model on one event set."""
+def measure_point(runner: Runner, point: SizePoint, cfg: dict, *, score: bool, reference=None) -> dict:
+    """Timing, memory, FLOPs (and the baseline's score) of one model on one event set.
+
+    The first warm-up call on event 0 also gives the peak memory (so no call is spent on it alone); the
+    timed rounds go over every event; `reference` (a ``hardware.MatmulReference``) is timed once per round
+    for rows whose timed call is the encoder forward, and their fraction of peak is taken against it.
+    """
     prepared = [runner.prepare(ev) for ev in point.events]
-    for _ in range(int(cfg["warmup"])):
+    warmup = int(cfg["warmup"])
+    peak_mb = peak_memory_mb(prepared[0].run, device=runner.device) if warmup else None
+    for _ in range(warmup - 1):
         prepared[0].run()
-    times = []
-    for _ in range(int(cfg["repeats"])):
+    compute = prepared[0].compute_call and prepared[0].flops is not None
+    if compute and reference is not None:
+        reference.times = []
+        reference()  # warm-up of the reference itself
+    times, outputs = [], []
+    for r in range(int(cfg["repeats"])):
+        if compute and reference is not None:
+            reference.time_once()
         for p in prepared:
-            times.extend(time_call(p.run, repeats=1, warmup=0, device=runner.device))
+            times.extend(time_call(p.run, repeats=1, warmup=0, device=runner.device,
+                                   results=outputs if r == 0 else None))
+    if peak_mb is None:
+        peak_mb = peak_memory_mb(prepared[0].run, device=runner.device)
     stats = summarise(times)
     row = {"model": runner.name, "size": point.label, "n_tracks": point.n_tracks, "n_hits": point.n_hits,
            "device": runner.device.type, "ms_median": stats["median"], "ms_p90": stats["p90"], "n_calls": stats["n"],
-           "peak_mb": peak_memory_mb(prepared[0].run, device=runner.device), "score": None}
+           "peak_mb": peak_mb, "score": None, "gflop": None, "gflops": None, "ref_gflops": None}
     flops = [p.flops for p in prepared if p.flops is not None]
-    row["gflop"] = float(np.mean(flops)) / 1e9 if flops else None
-    if flops and prepared[0].compute_call:
+    if flops:
+        row["gflop"] = float(np.mean(flops)) / 1e9
+    if compute:
         row["gflops"] = row["gflop"] / (stats["median"] * 1e-3)
-    else:
-        row["gflops"] = None
+        if reference is not None:
+            row["ref_gflops"] = reference.gflops()
     if score:
-        row["score"] = float(np.mean([_score(ev, p.run()) for ev, p in zip(point.events, prepared)]))
+        row["score"] = float(np.mean([_score(ev, out) for ev, out in zip(point.events, outputs)]))
     return row
 
 
@@ -287,9 +308,10 @@ def _devices(cfg: dict) -> list[torch.device]:
     return devices
 
 
-def run_scaling(cfg: dict, points: list[SizePoint] | None = None, *, on_row=None) -> list[dict]:
+def run_scaling(cfg: dict, points: list[SizePoint] | None = None, *, on_row=None, reference_n: int = 1024) -> list[dict]:
     """Measure every (model, size, device) of the config; rows as in `measure_point`."""
     from ..targets import fit_preprocessing
+    from .hardware import MatmulReference
 
     points = points if points is not None else scaling_events(cfg)
     ref = points[-1].events[0]
@@ -299,13 +321,14 @@ def run_scaling(cfg: dict, points: list[SizePoint] | None = None, *, on_row=None
         cls = RUNNERS[name]
         for device in _devices(cfg) if cls.uses_torch else [torch.device("cpu")]:
             runner = cls(name, cfg, device, prep)
+            reference = MatmulReference(reference_n, device=device)
             limit = cfg["max_hits"].get(name)
             for point in points:
                 if limit is not None and point.n_hits > limit:
                     log.info("bench: %s skips %s (%.0f hits > max_hits %s)", name, point.label, point.n_hits, limit)
                     continue
                 t0 = time.perf_counter()
-                row = measure_point(runner, point, cfg, score=name == "helix-dbscan")
+                row = measure_point(runner, point, cfg, score=name == "helix-dbscan", reference=reference)
                 log.info("bench: %s %s %s: %.1f ms median (%.0f s)", name, device.type, point.label,
                          row["ms_median"], time.perf_counter() - t0)
                 rows.append(row)
