@@ -82,3 +82,10 @@ def test_cli_writes_scaling_csv_and_json(tmp_path, capsys):
     assert tuple(csv.columns) == SCALING_COLUMNS and list(csv.n_tracks) == [10, 10]
     doc = json.loads((out / "bench.json").read_text())
     assert doc["matmul"]["peak_gflops"] > 0 and len(doc["table"]) == 2 and doc["mode"] == "full"
+
+
+def test_cli_config_file_and_bad_key(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"n_tracks": [10], "no_such_key": 1}))
+    assert main(["bench", "--config", str(bad), "--out", str(tmp_path / "b")]) == 2
+    assert "no_such_key" in capsys.readouterr().err

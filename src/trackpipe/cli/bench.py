@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-QUICK = {"n_tracks": [10, 100, 1000], "events": 2, "repeats": 3,
+QUICK = {"n_tracks": [10, 100, 1000], "events": 2, "repeats": 2,
          "max_hits": {"helix-dbscan": 6000, "enccla": 1000, "encreg": 1000, "encoder-dense": 6000}}
 # blocked_max_hits: the blocked sweep uses the largest event set at or below it (the full events in a full run)
 SWEEP = {"quick": {"n_hits": 2048, "d_models": (64, 256), "repeats": 2, "blocked_max_hits": 6000},
@@ -37,6 +37,8 @@ def add_arguments(p) -> None:
     p.add_argument("--events", type=int, default=None, help="source events per size")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS)")
     p.add_argument("--no-sweep", action="store_true", help="skip the d_model sweep")
+    p.add_argument("--config", help="YAML/JSON file with the bench.scaling section (bench.scaling.SCALING_DEFAULTS); "
+                   "--quick and the options above override it")
     p.add_argument("--out", default="results/bench", help="output directory (default results/bench)")
     p.add_argument("--json", action="store_true", help="print bench.json instead of the table")
 
@@ -53,7 +55,11 @@ def _machine(threads: int) -> dict:
 def _config(args) -> dict:
     from ..bench.scaling import scaling_config
 
-    section = dict(QUICK) if args.quick else {}
+    from .train import read_config_file
+
+    section = read_config_file(args.config) if args.config else {}
+    if args.quick:
+        section = {**section, **QUICK}
     if args.models:
         section["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.repeats is not None:
