@@ -14,7 +14,9 @@ Models (``RUNNERS``); the encoders carry **freshly initialised weights** (the de
 * ``encoder-blocked`` the same encoder, attention restricted to locality clusters (block tables prebuilt).
 * ``locality``       the locality tracker's inference: projection + clustering + block tables + blocked forward.
 
-Per (model, size): one warm-up call, then ``repeats`` rounds over ``events`` events; median and p90 over all
+Timed: everything from the event's input tensor (encoders) or coordinate arrays (baseline) to track ids
+(or embeddings for the bare forwards); reading the event and building the input tensor are not timed.
+Per (model, size): one warm-up call (which also gives the peak memory), then ``repeats`` rounds over ``events`` events; median and p90 over all
 those calls; peak memory of one call. Sizes whose mean hit count exceeds the model's ``max_hits`` are skipped
 (dense attention at 60 000 hits takes minutes per call on one core). Power laws ``t = a·N^k`` are fitted
 per model over all sizes and over the 5 000-60 000-hit window.
@@ -61,13 +63,15 @@ SCALING_DEFAULTS = {
 
 
 def scaling_config(section: dict | None) -> dict:
+    """The complete ``bench.scaling`` section: `section` over ``SCALING_DEFAULTS`` (unknown keys rejected)."""
     out = copy.deepcopy(SCALING_DEFAULTS)
     for key, value in (section or {}).items():
         if key not in SCALING_DEFAULTS:
             raise ConfigError(f"unknown key bench.scaling.{key}; allowed: {sorted(SCALING_DEFAULTS)}")
-        out[key] = {**out[key], **(value or {})} if isinstance(out[key], dict) and key != "architecture" else value
-    if key_bad := [m for m in out["models"] if m not in RUNNERS]:
-        raise ConfigError(f"unknown bench model(s) {key_bad}; known: {sorted(RUNNERS)}")
+        out[key] = {**out[key], **(value or {})} if isinstance(out[key], dict) else value  # dicts merge key-wise
+    unknown = [m for m in out["models"] if m not in RUNNERS]
+    if unknown:
+        raise ConfigError(f"unknown bench model(s) {unknown}; known: {sorted(RUNNERS)}")
     if int(out["events"]) < 1 or int(out["repeats"]) < 1 or int(out["warmup"]) < 0:
         raise ConfigError("bench.scaling: events and repeats must be >= 1, warmup >= 0")
     return out
