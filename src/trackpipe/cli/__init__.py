@@ -23,6 +23,7 @@ COMMANDS = {
     "locality": ("locality", "projection clustering metrics per region (reconstructible ratio, attention fraction)"),
     "train": ("train", "train a model (enccla, encreg, encreg-fa, jm) into a model directory"),
     "predict": ("predict", "reconstruct tracks with a trained model: submission, timing, posteriors"),
+    "bench": ("bench", "scaling study + matmul reference: ms/event vs hits per model, GFLOP/s, fraction of peak"),
 }
 
 
