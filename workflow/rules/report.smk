@@ -34,3 +34,24 @@ rule tables_and_figures:
         "../envs/trackpipe.yaml"
     script:
         "../scripts/tables_and_figures.py"
+
+
+rule bench:
+    """Scaling study and matmul reference (trackpipe bench): ms/event vs hits, GFLOP/s, fraction of peak."""
+    output:
+        scaling=f"{RESULTS}/bench/scaling.csv",
+        summary=f"{RESULTS}/bench/bench.json",
+    params:
+        section=config.get("bench", {}),
+    log:
+        f"{RESULTS}/logs/bench/bench.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/bench/bench.tsv"
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../envs/trackpipe.yaml"
+    script:
+        "../scripts/bench.py"
