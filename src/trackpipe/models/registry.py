@@ -154,3 +154,29 @@ register_model(ModelSpec("encreg", _defaults(), _build_regressor))
 register_model(ModelSpec("encreg-fa", _defaults(architecture={"attention": "flash"}, training={"amp": "auto"}),
                          _build_regressor))
 register_model(ModelSpec("jm", _defaults(joint=JOINT), _build_joint))
+
+
+def _build_contrastive(config, prep):
+    from .contrastive import ContrastiveModel
+
+    arch, con = config["architecture"], config["contrastive"]
+    return ContrastiveModel(_encoder(arch, len(prep.input_features)), arch["d_model"],
+                            embedding_dim=con["embedding_dim"], temperature=con["temperature"], pt_min=con["pt_min"])
+
+
+def _contrastive_defaults() -> dict:
+    """Small CPU default (4 layers, d 64); config/paper.yaml sets the paper's 12 layers, 4 heads, d 192, ff 384.
+    Attention inside the locality clusters (cluster-blocked SDPA on CPU, compiled flex on CUDA)."""
+    from ..tracking.embedding import SELECTION, TRACK_FORMATION
+    from ..train.locality import LOCALITY_DEFAULTS
+    from .contrastive import CONTRASTIVE
+
+    d = _defaults(architecture={"n_layers": 4, "dropout": 0.0, "attention": "cluster-blocked",
+                                "attention_options": {"on_cuda": "flex", "locality": copy.deepcopy(LOCALITY_DEFAULTS)}},
+                  training={"batch_size": 1, "epochs": 20, "early_stopping": 0, "warmup_epochs": 0.0})
+    d["tracking"] = {**TRACK_FORMATION, **SELECTION}
+    d["contrastive"] = dict(CONTRASTIVE)
+    return d
+
+
+register_model(ModelSpec("contrastive", _contrastive_defaults(), _build_contrastive))
