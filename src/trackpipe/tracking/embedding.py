@@ -49,12 +49,13 @@ def candidate_edges(embedding, blocks, *, method: str = "knn", k: int = 10) -> t
             hit = torch.where(valid, token_hit[t.clamp(min=0)], 0)
             e = emb[hit]
             s = torch.bmm(e, e.transpose(1, 2))
-            keys = valid[:, None, :] & ~torch.eye(L, dtype=torch.bool, device=emb.device)
+            # real query and key slots, no self pairs (padding slots point at hit 0 and must not link it)
+            keys = valid[:, :, None] & valid[:, None, :] & ~torch.eye(L, dtype=torch.bool, device=emb.device)
             s = s.masked_fill(~keys, -2.0)  # below any cosine: never chosen, never above a threshold
             if method == "knn":
                 vals, idx = s.topk(min(int(k), L - 1), dim=-1)
                 q = hit[:, :, None].expand_as(idx)
-                m = valid[:, :, None] & (vals > -2.0)
+                m = vals > -2.0
                 src.append(q[m]), dst.append(torch.gather(hit, 1, idx.flatten(1)).view_as(idx)[m]), sim.append(vals[m])
             else:
                 c, a, b = torch.nonzero(s > -2.0, as_tuple=True)
