@@ -172,7 +172,8 @@ def _contrastive_defaults() -> dict:
     from .contrastive import CONTRASTIVE
 
     d = _defaults(architecture={"n_layers": 4, "dropout": 0.0, "attention": "cluster-blocked",
-                                "attention_options": {"on_cuda": "flex", "locality": copy.deepcopy(LOCALITY_DEFAULTS)}},
+                                "attention_options": {"on_cuda": "flex",
+                                                      "locality": {**LOCALITY_DEFAULTS, "train_chunk_hits": 4096}}},
                   training={"batch_size": 1, "epochs": 20, "early_stopping": 0, "warmup_epochs": 0.0})
     d["tracking"] = {**TRACK_FORMATION, **SELECTION}
     d["contrastive"] = dict(CONTRASTIVE)

@@ -8,6 +8,11 @@ A model uses locality clusters when its ``architecture.attention_options`` holds
       clustering: {}         # per-region parameters {barrel: {...}, endcap: {...}} (locality.pipeline.REGION_DEFAULTS)
       projection: {}         # locality.projection.PROJECTION_DEFAULTS overrides
       blocks: {}             # locality.blocks.BLOCK_DEFAULTS overrides (block_size, min_bucket)
+      train_chunk_hits: 0    # > 0: training events are cut into chunks of whole clusters of about this many hits
+
+Chunks are exact sub-problems: attention never crosses a cluster (clusters linked by a shared hit stay in
+one chunk), and the encoder is otherwise per hit, so every hit's embedding and loss terms are the same as in
+the whole event; a big event then gives many optimiser steps per epoch instead of one.
 
 Each event's tables are built once by ``locality.event_blocks`` and cached on disk (training: under the
 model directory), so later epochs and resumed runs load them. A batch of several events is one flattened
@@ -22,7 +27,8 @@ import pandas as pd
 
 from ..errors import ConfigError
 
-LOCALITY_DEFAULTS = {"algorithm": "dbscan", "clustering": {}, "projection": {}, "blocks": {}}
+LOCALITY_DEFAULTS = {"algorithm": "iterative_window", "clustering": {}, "projection": {}, "blocks": {},
+                     "train_chunk_hits": 0}
 
 
 def locality_settings(cfg: dict) -> dict | None:
@@ -88,12 +94,62 @@ def batch_blocks(event_blocks: list, n_max: int):
                         {"block_size": event_blocks[0].block_size})
 
 
-def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None):
-    """EventArrays of the chosen events of `store`, with locality tables and pT when `settings` is given."""
+def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False):
+    """EventArrays of the chosen events of `store`, with locality tables and pT when `settings` is given;
+    ``chunk=True`` (training split) applies ``train_chunk_hits``."""
     from .data import EventArrays, load_tables
 
     hits, particles = load_tables(store, event_ids)
     data = EventArrays.from_tables(hits, particles, prep)
     if settings is not None:
         attach_locality(data, hits, particles, settings, cache_dir)
+        if chunk and int(settings["train_chunk_hits"]) > 0:
+            data = chunk_by_clusters(data, int(settings["train_chunk_hits"]))
     return data
+
+
+def cluster_groups(blocks) -> np.ndarray:
+    """Group id per hit: clusters sharing a hit are one group (connected components of hits and clusters)."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    n, c = blocks.n_hits, blocks.n_clusters
+    graph = sparse.coo_matrix((np.ones(blocks.n_tokens, np.int8), (blocks.token_hit, n + blocks.token_cluster)),
+                              shape=(n + c, n + c))
+    _, comp = connected_components(graph, directed=False)
+    return np.unique(comp[:n], return_inverse=True)[1]
+
+
+def chunk_by_clusters(data, max_hits: int, seed: int = 0):
+    """A new EventArrays whose events are chunks of whole cluster groups (about max_hits hits: at most
+    max_hits plus one group), groups taken in a seeded random order; each chunk carries its own tables."""
+    from ..locality.blocks import build_blocks
+    from .data import EventArrays
+
+    rng = np.random.default_rng(seed)
+    rows, ids, blocks = [], [], []
+    for i, eb in enumerate(data.blocks):
+        group = cluster_groups(eb)
+        sizes = np.bincount(group)
+        order = rng.permutation(len(sizes))
+        # shuffled groups cut by their running size: each chunk holds about max_hits hits (at most
+        # max_hits plus its last group)
+        before = np.cumsum(sizes[order]) - sizes[order]
+        chunk_of_group = np.empty(len(sizes), np.int64)
+        chunk_of_group[order] = np.unique(before // max_hits, return_inverse=True)[1]
+        chunk = int(chunk_of_group.max())
+        hit_chunk = chunk_of_group[group]
+        hit_order = np.argsort(hit_chunk, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(hit_chunk, minlength=chunk + 1))]
+        local = np.empty(eb.n_hits, np.int64)
+        for j in range(chunk + 1):
+            members = hit_order[bounds[j]:bounds[j + 1]]
+            local[members] = np.arange(len(members))
+            keep = hit_chunk[eb.token_hit] == j
+            blocks.append(build_blocks(local[eb.token_hit[keep]], eb.token_cluster[keep], len(members),
+                                       {"block_size": eb.block_size}))
+            rows.append(data.offsets[i] + members)
+            ids.append(data.event_ids[i])
+    rows_all = np.concatenate(rows)
+    offsets = np.r_[0, np.cumsum([len(r) for r in rows])]
+    return EventArrays(np.asarray(ids, np.int64), offsets, {k: v[rows_all] for k, v in data.fields.items()}, blocks)

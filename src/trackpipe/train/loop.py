@@ -233,7 +233,7 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
             write_json(out_dir / "preprocessing.json", prep.to_json())
     locality = locality_settings(cfg)
     cache = out_dir / "locality-cache" if locality is not None else None  # tables reused across epochs / resumes
-    train_data = load_arrays(store, prep, train_ids, locality, cache)
+    train_data = load_arrays(store, prep, train_ids, locality, cache, chunk=True)
     val_data = load_arrays(val_store, prep, val_ids, locality, cache)
     log.info("model %s: %d training events (%d hits), %d validation events, device %s, %d rank(s)",
              cfg["model"], len(train_data), int(train_data.lengths.sum()), len(val_data), device, info.world_size)
