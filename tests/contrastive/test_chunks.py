@@ -29,8 +29,8 @@ def test_chunked_embeddings_equal_whole_event_embeddings(tmp_path, algorithm):
     key = lambda d: np.sort(d.fields["hit_id"] + 10**6 * np.repeat(d.event_ids, d.lengths))
     np.testing.assert_array_equal(key(chunks), key(whole))
     torch.manual_seed(0)
-    model = ContrastiveModel(Encoder(3, d_model=16, n_heads=2, d_ff=16, n_layers=2, dropout=0.0,
-                                     attention="cluster-blocked"), 16, embedding_dim=4).eval()
+    model = ContrastiveModel(Encoder(6, d_model=16, n_heads=2, d_ff=16, n_layers=2, dropout=0.0,
+                                     attention="cluster-blocked"), 16, embedding_dim=4, local_features=True).eval()
     with torch.no_grad():
         ref = {}
         for i in range(len(whole)):

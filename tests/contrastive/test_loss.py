@@ -84,3 +84,21 @@ def test_track_aligned_embeddings_have_lower_loss_and_only_anchors_count():
     assert float(good) < float(bad) - 1.0
     none, n = contrastive_loss(aligned, torch.as_tensor(particle), torch.zeros(50, dtype=torch.bool), blocks, 0.1)
     assert n == 0 and float(none) == 0.0
+
+
+def test_cluster_relative_features_match_a_loop():
+    from trackpipe.models.contrastive import cluster_relative
+
+    rng = np.random.default_rng(2)
+    n = 40
+    x = torch.as_tensor(rng.normal(size=(n, 3)), dtype=torch.float32)
+    hit_index = np.r_[np.arange(n), [0, 5, 9]]
+    cluster_id = np.r_[rng.integers(0, 5, n), [5, 5, 5]]  # hits 0, 5, 9 also form a sixth cluster
+    rel = cluster_relative(x, build_blocks(hit_index, cluster_id, n)).numpy()
+    xs = x.numpy().astype(np.float64)
+    for i in range(n):
+        per = []
+        for c in cluster_id[hit_index == i]:
+            m = xs[hit_index[cluster_id == c]]
+            per.append((xs[i] - m.mean(0)) / np.maximum(m.std(0), 1e-3))
+        np.testing.assert_allclose(rel[i], np.mean(per, axis=0), atol=1e-4)

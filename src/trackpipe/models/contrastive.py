@@ -23,7 +23,29 @@ from torch import nn
 
 from .backbone import Encoder
 
-CONTRASTIVE = {"embedding_dim": 32, "temperature": 0.1, "pt_min": 0.9}
+CONTRASTIVE = {"embedding_dim": 32, "temperature": 0.1, "pt_min": 0.9, "local_features": True}
+
+
+def cluster_relative(x: torch.Tensor, blocks, min_std: float = 1e-3) -> torch.Tensor:
+    """Each hit's features standardised inside its locality cluster: (x - cluster mean) / cluster std.
+
+    Hits of one cluster differ by a tiny fraction of the event-wide input scale; these features give the
+    encoder the cluster's local geometry directly. A hit in several clusters gets the mean over them.
+    Cluster-local, so chunks of whole clusters see the same values as the whole event.
+    """
+    cache = blocks.__dict__.setdefault("_relative_index", {})
+    if str(x.device) not in cache:
+        cache[str(x.device)] = (torch.as_tensor(blocks.token_hit, device=x.device),
+                                torch.as_tensor(blocks.token_cluster, device=x.device),
+                                torch.as_tensor(blocks.hit_multiplicity, device=x.device))
+    th, tc, mult = cache[str(x.device)]
+    xt = x[th]
+    C = blocks.n_clusters
+    count = x.new_zeros(C).index_add(0, tc, torch.ones_like(xt[:, 0]))[:, None]
+    mean = x.new_zeros(C, x.shape[1]).index_add(0, tc, xt) / count
+    var = x.new_zeros(C, x.shape[1]).index_add(0, tc, (xt - mean[tc]) ** 2) / count
+    rel = (xt - mean[tc]) / var.sqrt().clamp(min=min_std)[tc]
+    return x.new_zeros(x.shape).index_add(0, th, rel) / mult[:, None].to(x.dtype)
 
 
 def _bucket_indices(blocks, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -69,20 +91,28 @@ def contrastive_loss(embedding: torch.Tensor, particle: torch.Tensor, anchor: to
 
 
 class ContrastiveModel(nn.Module):
-    """Encoder + two-layer projection head -> unit-length embedding per hit (output key ``embedding``)."""
+    """Encoder + two-layer projection head -> unit-length embedding per hit (output key ``embedding``).
+
+    With ``local_features`` the encoder reads the inputs and their cluster-standardised copies."""
 
     task = "embedding"
 
     def __init__(self, encoder: Encoder, d_model: int, *, embedding_dim: int = 32, temperature: float = 0.1,
-                 pt_min: float = 0.9):
+                 pt_min: float = 0.9, local_features: bool = False):
         super().__init__()
+        self.local_features = bool(local_features)  # encoder input = [x, cluster_relative(x)]
         self.encoder = encoder
         self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, embedding_dim))
         self.temperature = float(temperature)
         self.pt_min = float(pt_min)
 
     def forward(self, batch: dict) -> dict:
-        h = self.encoder(batch["x"], batch["mask"])
+        x = batch["x"]
+        if self.local_features:
+            B, N, F_ = x.shape
+            rel = cluster_relative(x.reshape(B * N, F_), batch["mask"].extra["blocks"]).reshape(B, N, F_)
+            x = torch.cat([x, rel], dim=-1)
+        h = self.encoder(x, batch["mask"])
         return {"embedding": F.normalize(self.head(h), dim=-1)}
 
     def loss(self, out: dict, batch: dict):

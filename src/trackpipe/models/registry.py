@@ -160,8 +160,9 @@ def _build_contrastive(config, prep):
     from .contrastive import ContrastiveModel
 
     arch, con = config["architecture"], config["contrastive"]
-    return ContrastiveModel(_encoder(arch, len(prep.input_features)), arch["d_model"],
-                            embedding_dim=con["embedding_dim"], temperature=con["temperature"], pt_min=con["pt_min"])
+    n_in = len(prep.input_features) * (2 if con["local_features"] else 1)
+    return ContrastiveModel(_encoder(arch, n_in), arch["d_model"], embedding_dim=con["embedding_dim"],
+                            temperature=con["temperature"], pt_min=con["pt_min"], local_features=con["local_features"])
 
 
 def _contrastive_defaults() -> dict:
@@ -173,8 +174,9 @@ def _contrastive_defaults() -> dict:
 
     d = _defaults(architecture={"n_layers": 4, "dropout": 0.0, "attention": "cluster-blocked",
                                 "attention_options": {"on_cuda": "flex",
-                                                      "locality": {**LOCALITY_DEFAULTS, "train_chunk_hits": 4096}}},
-                  training={"batch_size": 1, "epochs": 20, "early_stopping": 0, "warmup_epochs": 0.0})
+                                                      "locality": {**LOCALITY_DEFAULTS, "train_chunk_hits": 1024}}},
+                  training={"batch_size": 1, "epochs": 20, "early_stopping": 0, "warmup_epochs": 0.0},
+                  targets={"inputs": ["x", "y", "z", "r", "phi"]})
     d["tracking"] = {**TRACK_FORMATION, **SELECTION}
     d["contrastive"] = dict(CONTRASTIVE)
     return d
