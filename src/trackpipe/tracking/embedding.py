@@ -22,8 +22,8 @@ from scipy.sparse.csgraph import connected_components
 
 from ..errors import ConfigError
 
-TRACK_FORMATION = {"method": "knn", "k": 10, "threshold": 0.8, "mutual": True}
-SELECTION = {"thresholds": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], "selection_events": 1}
+TRACK_FORMATION = {"method": "knn", "k": 6, "threshold": 0.9, "mutual": True}
+SELECTION = {"thresholds": [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995], "selection_events": 1}
 
 
 def _check(method: str, k: int) -> None:
