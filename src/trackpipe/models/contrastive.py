@@ -1,7 +1,8 @@
 """Contrastive tracker (seed 004 §3.4, seed 002 §2.2.1): encoder -> L2-normalised per-hit embedding,
 trained with a multi-positive InfoNCE loss inside each locality cluster.
 
-Loss over the anchors J (hits of particles with pT > ``pt_min``), with cosine similarity s and
+Loss over the anchors J (hits of particles with pT > ``pt_min``; all particles' hits when ``pt_min`` is
+None, for stores without momenta), with cosine similarity s and
 temperature T:
 
     L = -(1/|J|) Σ_{i∈J} (1/|P(i)|) Σ_{p∈P(i)} log[ exp(s(i,p)/T) / Σ_{u∈N(i)} exp(s(i,u)/T) ]
@@ -104,7 +105,7 @@ class ContrastiveModel(nn.Module):
         self.encoder = encoder
         self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, embedding_dim))
         self.temperature = float(temperature)
-        self.pt_min = float(pt_min)
+        self.pt_min = None if pt_min is None else float(pt_min)  # None: every particle's hits are anchors
 
     def forward(self, batch: dict) -> dict:
         x = batch["x"]
@@ -123,6 +124,8 @@ class ContrastiveModel(nn.Module):
         B, N, E = emb.shape
         valid = batch["valid"].reshape(-1)
         particle = torch.where(valid, batch["particle_id"].reshape(-1), 0)
-        anchor = valid & (particle > 0) & (batch["pt"].reshape(-1) > self.pt_min)
+        anchor = valid & (particle > 0)
+        if self.pt_min is not None:  # stores without momenta (REDVID) set pt_min: null
+            anchor &= batch["pt"].reshape(-1) > self.pt_min
         loss, n = contrastive_loss(emb.reshape(B * N, E), particle, anchor, blocks, self.temperature)
         return loss, {"con_loss_sum": float(loss.detach()) * n, "con_anchors": float(n)}
