@@ -25,6 +25,7 @@ wildcard_constraints:
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/locality.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -2,7 +2,8 @@
 
 Per-event timing follows the papers' split: `device_ms` is the forward pass alone (CUDA events on a
 GPU, wall clock on CPU), `host_cpu_ms` the CPU time (`time.process_time`, summed over threads) of the
-pre-processing (normalisation, tensors) and post-processing (argmax / HDBSCAN, track ids), and
+pre-processing (normalisation, tensors, locality clusters and block tables when the model uses them)
+and post-processing (argmax / HDBSCAN / embedding neighbours, track ids), and
 `wall_ms` the whole event including reading it from the store. The first events' forward passes are
 repeated untimed beforehand (warm-up), so every timed row is a steady-state measurement.
 """
@@ -28,6 +29,8 @@ from .models.registry import MODELS, build_model
 from .progress import progress
 from .targets import Preprocessing, hit_parameters
 from .tracking.assign import tracks_from_classes, tracks_from_regression
+from .tracking.embedding import TRACK_FORMATION, tracks_from_embedding
+from .train.locality import blocks_for_event, locality_settings
 from .train.loop import CHECKPOINT, amp_settings
 from .schema import TIMING
 
@@ -141,37 +144,43 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
         return _predict_family(family_predict, model, cfg, prep, EventStore(data), out, timing, dev, warmup)
     if posteriors is not None and model.task != "classification":
         raise ConfigError(f"posteriors need a classifier; model {cfg['model']!r} is a {model.task} model")
-    if model.task == "regression" and not prep.clustering:
+    if model.task in ("regression", "embedding") and not prep.clustering:
         raise DataError("preprocessing.json has no clustering parameters (training did not finish)",
                         file=Path(model_dir) / "preprocessing.json")
+    locality = locality_settings(cfg)  # cluster-restricted attention / contrastive: tables per event
     amp = amp_settings(cfg["training"]["amp"], dev)
     store = EventStore(data)
     rng = np.random.default_rng(seed)
-    columns = ["event_id", "hit_id", "x", "y", "z", "particle_id"]
+    columns = ["event_id", "hit_id", "x", "y", "z", "particle_id"] + (["volume_id"] if locality else [])
 
-    def forward(x: np.ndarray):
-        batch = {"x": torch.from_numpy(x)[None].to(dev)}
+    def forward(event):
+        batch = {"x": torch.from_numpy(prep.inputs(event.hits))[None].to(dev)}
         batch["valid"] = torch.ones(batch["x"].shape[:2], dtype=torch.bool, device=dev)
         batch["mask"] = AttentionMask(batch["valid"])
+        if locality is not None:
+            batch["mask"].extra["blocks"] = blocks_for_event(event.event_id, event.hits, locality)
         return batch
 
     ids = store.event_ids
     with torch.inference_mode(), torch.autocast(dev.type, dtype=amp[1], enabled=amp[0]):
         if len(ids) and warmup > 0:
-            x0 = prep.inputs(store.read_event(ids[0], columns=columns).hits)
+            batch0 = forward(store.read_event(ids[0], columns=columns))
             for _ in range(warmup):
-                model(forward(x0))
+                model(batch0)
         subs, rows, post = [], [], []
         for i, eid in enumerate(progress(ids, desc="predict", unit="event")):
             w0 = time.perf_counter()
             event = store.read_event(eid, columns=columns)
             c0 = time.process_time()
-            batch = forward(prep.inputs(event.hits))
+            batch = forward(event)
             host = time.process_time() - c0
             with _DeviceTimer(dev) as timer:
                 out_t = model(batch)
             c0 = time.process_time()
-            if model.task == "regression":
+            if model.task == "embedding":
+                tracks = tracks_from_embedding(out_t["embedding"][0], batch["mask"].extra["blocks"],
+                                               **{k: prep.clustering[k] for k in TRACK_FORMATION})
+            elif model.task == "regression":
                 pts = out_t["pred"][0].float().cpu().numpy()
                 tracks = tracks_from_regression(pts, min_cluster_size=prep.clustering["min_cluster_size"],
                                                 min_samples=prep.clustering["min_samples"])

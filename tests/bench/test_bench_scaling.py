@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trackpipe.bench.backend import ensure_cluster_backend
 from trackpipe.bench.flops import encoder_flops
 from trackpipe.bench.scaling import locality_blocks, run_scaling, scaling_config, scaling_events
 from trackpipe.cli import main
@@ -46,7 +45,7 @@ def test_cluster_backend_equals_masked_dense_attention():
     blocks = build_blocks(np.arange(n), cluster, n)
     q, k, v = (torch.randn(1, 2, n, 4) for _ in range(3))
     mask = AttentionMask(torch.ones(1, n, dtype=torch.bool), extra={"blocks": blocks})
-    got = build_attention(ensure_cluster_backend())(q, k, v, mask)
+    got = build_attention("cluster-blocked")(q, k, v, mask)
     same = torch.as_tensor(cluster[:, None] == cluster[None, :])
     assert torch.allclose(got, F.scaled_dot_product_attention(q, k, v, attn_mask=same), atol=1e-5)
 

@@ -58,6 +58,8 @@ def report_inputs(wildcards):
         inputs += [f"{RESULTS}/eval/{d}/{m}/metrics.json", f"{RESULTS}/eval/{d}/{m}/per_event.parquet",
                    f"{RESULTS}/eval/{d}/{m}/binned.parquet", f"{RESULTS}/predict/{d}/{m}/timing.csv",
                    f"{RESULTS}/predict/{d}/{m}/submission.csv"]
+    for d in config.get("locality_study", {}).get("datasets", []):
+        inputs += [f"{RESULTS}/locality/{d}/clustering.json", f"{RESULTS}/locality/{d}/latency.json"]
     if config.get("bench") is not None:
         inputs.append(f"{RESULTS}/bench/scaling.csv")
     return inputs

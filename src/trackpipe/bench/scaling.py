@@ -213,10 +213,9 @@ class EncoderForward(Runner):
     def __init__(self, name, cfg, device, prep):
         super().__init__(name, cfg, device, prep)
         from ..models.backbone import Encoder
-        from .backend import ensure_cluster_backend
 
         blocked = name != "encoder-dense"
-        arch = _arch(cfg, attention=ensure_cluster_backend() if blocked else "sdpa")
+        arch = _arch(cfg, attention="cluster-blocked" if blocked else "sdpa")
         torch.manual_seed(0)
         self.encoder = Encoder(len(prep.input_features), **arch).to(device).eval()
         self.arch, self.in_dim = encoder_arch(self.encoder)

@@ -14,7 +14,6 @@ import torch
 
 from ..models.attention import AttentionMask
 from ..models.backbone import Encoder
-from .backend import ensure_cluster_backend
 from .flops import encoder_flops
 from .hardware import MatmulReference
 from .measure import summarise, time_call
@@ -60,7 +59,7 @@ def width_sweep(n_hits: int, d_models=(64, 128, 256), *, n_layers: int = 2, repe
             arch = {"d_model": int(d), "n_heads": 4, "d_ff": 2 * int(d), "n_layers": int(n_layers)}
             torch.manual_seed(seed)
             enc = Encoder(3, **arch, dropout=0.0,
-                          attention="sdpa" if blk is None else ensure_cluster_backend()).eval()
+                          attention="sdpa" if blk is None else "cluster-blocked").eval()
             flops = encoder_flops(n, arch, 3, cluster_sizes=sizes)["total"]
             rows.append({"attention": attention, "d_model": int(d), "n_hits": n,
                          **_forward_rate(enc, x, mask, flops, repeats, reference)})

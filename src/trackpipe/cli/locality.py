@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import ConfigError
 
@@ -37,49 +34,16 @@ def _load_params(text):
     return params
 
 
-def evaluate(data, algorithms, params: dict, *, volumes=(7, 8, 9), max_events=None) -> dict:
-    """{algorithm: {region: {metric: mean over events}}}; regions barrel, endcap, all."""
-    from ..locality.blocks import build_blocks
-    from ..locality.events import open_events, pixel_hits
-    from ..locality.metrics import locality_metrics
-    from ..locality.pipeline import cluster_event
-
-    import sklearn.cluster  # noqa: F401  (imported before timing: the first DBSCAN call must not pay for it)
-
-    event_ids, read = open_events(data)
-    event_ids = event_ids[:max_events] if max_events else event_ids
-    clustering = params.get("clustering", {})
-    out = {}
-    for algo in algorithms:
-        rows = []
-        for eid in event_ids:
-            ev = read(eid)
-            hits = pixel_hits(ev.hits, volumes, event=eid)
-            result = cluster_event(hits, algo, clustering.get(algo), params.get("projection"), event=eid)
-            t0 = time.perf_counter()
-            build_blocks(result.hit_index, result.cluster_id, result.n_hits, params.get("blocks"))
-            t_blocks = time.perf_counter() - t0
-            m = locality_metrics(hits, ev.particles, result, params.get("metrics"), event=eid)
-            for region in m:
-                m[region]["seconds_per_event"] = result.seconds.get(region, result.seconds["total"])
-            m["all"]["block_seconds_per_event"] = t_blocks
-            rows.append(m)
-        out[algo] = {region: {key: float(np.nanmean([r[region][key] for r in rows])) for key in rows[0][region]}
-                     for region in rows[0]}
-        for region in out[algo]:
-            out[algo][region]["n_events"] = len(rows)
-    return out
-
-
 def run(args) -> int:
     from ..locality.clustering import ALGORITHMS
+    from ..locality.study import compare_clustering
 
     algorithms = list(ALGORITHMS) if args.algorithm == "all" else [args.algorithm]
     for a in algorithms:
         if a not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {a!r}; choose from {', '.join(ALGORITHMS)} or all")
     volumes = None if args.volumes == "all" else tuple(int(v) for v in args.volumes.split(","))
-    res = evaluate(args.data, algorithms, _load_params(args.params), volumes=volumes, max_events=args.max_events)
+    res = compare_clustering(args.data, algorithms, _load_params(args.params), volumes=volumes, max_events=args.max_events)
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
         return 0

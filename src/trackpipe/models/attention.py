@@ -16,8 +16,14 @@ Backends (see `BACKENDS`):
   when a compiler is available. On CPU there is no backward (torch 2.13) and eager flex materialises the
   full score matrix, so on CPU it is an inference path for small events.
 
-A further backend (the locality work's ``cluster-blocked``) is added with `register_backend`; it reads
-its per-event data from `AttentionMask.extra`.
+* ``cluster-blocked`` -- attention only inside locality clusters, from the block tables in
+  ``AttentionMask.extra["blocks"]`` (a `locality.blocks.ClusterBlocks` over the batch flattened to one
+  sequence of B·N hits, padding hits in clusters of their own; see `train.locality`): padded cluster blocks
+  through batched SDPA, forward and backward on any device (the CPU training path). On CUDA it runs the
+  compiled FlexAttention path instead unless ``attention_options.on_cuda: blocked``.
+
+``flex`` also takes the cluster tables: when ``AttentionMask.extra["blocks"]`` is set it attends inside
+the clusters with the cluster BlockMask (built once per device from the tables, never from an N² mask).
 """
 
 from __future__ import annotations
@@ -214,15 +220,66 @@ def _build_flex(options: dict) -> AttentionFn:
         if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
             raise ConfigError("FlexAttention has no backward on CPU (torch 2.13): train with the sdpa or "
                               "cluster-blocked backend; flex is for GPU training and inference")
-        if mask.block_mask is None:
-            mask.block_mask = padding_block_mask(mask.valid, block_size)
         use_compile = compile_mode == "always" or (compile_mode == "auto" and compiler_available(q.device.type))
         if compile_mode == "always" and not compiler_available(q.device.type):
             raise ConfigError("flex compile=always but no compiler is available for torch.compile")
+        blocks = mask.extra.get("blocks")
+        if blocks is not None:
+            return _on_flat_batch(q, k, v, lambda *qkv: _cluster_flex(*qkv, blocks, use_compile))
+        if mask.block_mask is None:
+            mask.block_mask = padding_block_mask(mask.valid, block_size)
         fn = _compiled_flex() if use_compile else flex_attention
         return fn(q, k, v, block_mask=mask.block_mask)
 
     return flex
+
+
+# --- cluster-blocked ----------------------------------------------------------------------------------
+
+def _on_flat_batch(q, k, v, call):
+    """Run `call` on the batch flattened to one sequence (1, H, B·N, D); the block tables index that
+    sequence (event b's hit i is position b·N + i), so events never attend to each other."""
+    B, H, N, D = q.shape
+
+    def flat(x):
+        return x if B == 1 else x.transpose(0, 1).reshape(1, H, B * N, D)
+
+    o = call(flat(q), flat(k), flat(v))
+    return o if B == 1 else o.reshape(H, B, N, D).transpose(0, 1)
+
+
+def _cluster_flex(q, k, v, blocks, use_compile: bool):
+    from ..locality.attention import flex_cluster_attention
+
+    masks = blocks.__dict__.setdefault("_block_masks", {})
+    if str(q.device) not in masks:
+        masks[str(q.device)] = blocks.block_mask(device=q.device)
+    return flex_cluster_attention(q, k, v, masks[str(q.device)], blocks=blocks, compiled=use_compile)
+
+
+CLUSTER_OPTIONS = {"locality", "on_cuda"}
+
+
+def _build_cluster_blocked(options: dict) -> AttentionFn:
+    from ..locality.attention import cluster_blocked_attention
+
+    unknown = set(options) - CLUSTER_OPTIONS
+    if unknown:
+        raise ConfigError(f"unknown cluster-blocked attention options {sorted(unknown)}; allowed: {sorted(CLUSTER_OPTIONS)}")
+    on_cuda = options.get("on_cuda", "flex")
+    if on_cuda not in ("flex", "blocked"):
+        raise ConfigError(f"attention_options.on_cuda must be flex or blocked, not {on_cuda!r}")
+
+    def cluster_blocked(q, k, v, mask: AttentionMask):
+        blocks = mask.extra.get("blocks")
+        if blocks is None:
+            raise ConfigError("cluster-blocked attention needs block tables in AttentionMask.extra['blocks'] "
+                              "(the training loop and predict attach them when the model has a locality section)")
+        if q.is_cuda and on_cuda == "flex" and compiler_available("cuda"):
+            return _on_flat_batch(q, k, v, lambda *qkv: _cluster_flex(*qkv, blocks, True))
+        return _on_flat_batch(q, k, v, lambda *qkv: cluster_blocked_attention(*qkv, blocks))
+
+    return cluster_blocked
 
 
 register_backend(AttentionBackend(
@@ -234,3 +291,7 @@ register_backend(AttentionBackend(
 register_backend(AttentionBackend(
     "flex", _build_flex, backward_on_cpu=False, needs_cuda=False, padding_mask=True, custom_masks=True,
     doc="FlexAttention with a BlockMask (padding or cluster masks), compiled when possible"))
+register_backend(AttentionBackend(
+    "cluster-blocked", _build_cluster_blocked, backward_on_cpu=True, needs_cuda=False, padding_mask=True,
+    custom_masks=True, doc="attention inside locality clusters: padded cluster blocks + batched SDPA "
+                           "(compiled flex on CUDA)"))

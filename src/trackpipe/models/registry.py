@@ -160,3 +160,32 @@ def _register_later_families() -> None:
 
 
 _register_later_families()
+
+
+def _build_contrastive(config, prep):
+    from .contrastive import ContrastiveModel
+
+    arch, con = config["architecture"], config["contrastive"]
+    n_in = len(prep.input_features) * (2 if con["local_features"] else 1)
+    return ContrastiveModel(_encoder(arch, n_in), arch["d_model"], embedding_dim=con["embedding_dim"],
+                            temperature=con["temperature"], pt_min=con["pt_min"], local_features=con["local_features"])
+
+
+def _contrastive_defaults() -> dict:
+    """Small CPU default (4 layers, d 64); config/paper.yaml sets the paper's 12 layers, 4 heads, d 192, ff 384.
+    Attention inside the locality clusters (cluster-blocked SDPA on CPU, compiled flex on CUDA)."""
+    from ..tracking.embedding import SELECTION, TRACK_FORMATION
+    from ..train.locality import LOCALITY_DEFAULTS
+    from .contrastive import CONTRASTIVE
+
+    d = _defaults(architecture={"n_layers": 4, "dropout": 0.0, "attention": "cluster-blocked",
+                                "attention_options": {"on_cuda": "flex",
+                                                      "locality": {**LOCALITY_DEFAULTS, "train_chunk_hits": 1024}}},
+                  training={"batch_size": 1, "epochs": 20, "early_stopping": 0, "warmup_epochs": 0.0},
+                  targets={"inputs": ["x", "y", "z", "r", "phi"]})
+    d["tracking"] = {**TRACK_FORMATION, **SELECTION}
+    d["contrastive"] = dict(CONTRASTIVE)
+    return d
+
+
+register_model(ModelSpec("contrastive", _contrastive_defaults(), _build_contrastive))

@@ -7,7 +7,7 @@ a batch then costs only slicing and padding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,11 +34,16 @@ def load_tables(store: EventStore, event_ids=None) -> tuple[pd.DataFrame, pd.Dat
 
 @dataclass
 class EventArrays:
-    """Flat per-hit arrays of several events; event i is rows offsets[i]:offsets[i+1]."""
+    """Flat per-hit arrays of several events; event i is rows offsets[i]:offsets[i+1].
+
+    blocks: per-event locality block tables (`train.locality.attach_locality`) for cluster-restricted
+    attention and the contrastive loss; None for models without locality clusters.
+    """
 
     event_ids: np.ndarray
     offsets: np.ndarray
     fields: dict[str, np.ndarray]
+    blocks: list | None = field(default=None)
 
     @classmethod
     def from_tables(cls, hits: pd.DataFrame, particles: pd.DataFrame | None, prep: Preprocessing) -> "EventArrays":
@@ -112,5 +117,9 @@ def collate(data: EventArrays, indices, device=None) -> dict:
     if device is not None:
         out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
     out["mask"] = AttentionMask(out["valid"])
+    if data.blocks is not None:
+        from .locality import batch_blocks
+
+        out["mask"].extra["blocks"] = batch_blocks([data.blocks[int(i)] for i in indices], n_max)
     out["event_ids"] = data.event_ids[np.asarray(indices, np.int64)]
     return out

@@ -37,7 +37,8 @@ from ..models.heads import epoch_metrics
 from ..models.registry import build_model, resolve_config
 from ..progress import progress
 from ..targets import Preprocessing, fit_preprocessing
-from .data import EventArrays, batch_plan, collate, load_tables
+from .data import batch_plan, collate, load_tables
+from .locality import load_arrays, locality_settings
 from .distributed import DistInfo, any_rank, barrier, init_distributed, shard, sum_stats
 from .schedule import LRSchedule
 
@@ -235,8 +236,10 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         if info.is_main:
             write_json(out_dir / "config.json", cfg)
             write_json(out_dir / "preprocessing.json", prep.to_json())
-    train_data = EventArrays.from_store(store, prep, train_ids)
-    val_data = EventArrays.from_store(val_store, prep, val_ids)
+    locality = locality_settings(cfg)
+    cache = out_dir / "locality-cache" if locality is not None else None  # tables reused across epochs / resumes
+    train_data = load_arrays(store, prep, train_ids, locality, cache, chunk=True)
+    val_data = load_arrays(val_store, prep, val_ids, locality, cache)
     log.info("model %s: %d training events (%d hits), %d validation events, device %s, %d rank(s)",
              cfg["model"], len(train_data), int(train_data.lengths.sum()), len(val_data), device, info.world_size)
 
@@ -360,6 +363,8 @@ def _finalise(cfg, model, prep, val_data, device, amp, out_dir, state, info):
     """Best weights in place for prediction; for regression models choose HDBSCAN on validation."""
     if state["best_model"] is None:  # stopped before the first epoch ended: the current weights are all we have
         state["best_model"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if model.task == "embedding" and info.is_main:
+        _select_track_formation(cfg, model, prep, val_data, device, amp, out_dir, state)
     if model.task != "regression" or not info.is_main:
         return
     from ..tracking.selection import select_hdbscan
@@ -380,6 +385,28 @@ def _finalise(cfg, model, prep, val_data, device, amp, out_dir, state, info):
                                 min_samples=cfg["tracking"]["min_samples"])
     log.info("HDBSCAN on %d validation events: %s", n, best)
     prep.clustering = {**best, "grid": rows, "selection_events": n}
+    write_json(out_dir / "preprocessing.json", prep.to_json())
+
+
+def _select_track_formation(cfg, model, prep, val_data, device, amp, out_dir, state):
+    """Contrastive models: the similarity threshold of track formation, chosen on validation events."""
+    from ..tracking.embedding import select_threshold, tracking_params
+
+    tracking = cfg["tracking"]
+    params = tracking_params(tracking)
+    current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(state["best_model"])
+    model.eval()
+    events = []
+    with torch.no_grad(), torch.autocast(device.type, dtype=amp[1], enabled=amp[0]):
+        for i in range(min(len(val_data), int(tracking["selection_events"]))):
+            batch = collate(val_data, [i], device)
+            ev = val_data.event(i)
+            events.append((model(batch)["embedding"][0].float(), val_data.blocks[i], ev["particle_id"], ev["weight"]))
+    model.load_state_dict(current)
+    threshold, rows = select_threshold(events, params, tracking["thresholds"])
+    log.info("track formation on %d validation events: threshold %s (%s)", len(events), threshold, rows)
+    prep.clustering = {**params, "threshold": threshold, "grid": rows, "selection_events": len(events)}
     write_json(out_dir / "preprocessing.json", prep.to_json())
 
 

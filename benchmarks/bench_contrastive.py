@@ -1,0 +1,153 @@
+"""Contrastive locality tracker benchmark on full <mu> = 200 pixel events (hllhc-pixel), CPU.
+
+    python benchmarks/bench_contrastive.py [--data results/data/hllhc-pixel] [--threads 2]
+        [--train-minutes 2] [--repeats 3] [--model-dir DIR] [--config SECTION.yaml]
+
+Printed tables:
+ 1. encoder forward of the model (default section unless --config) on the first test event: median ms of
+    --repeats runs after one warm-up, peak RSS of a fresh subprocess (targets < 5 s, < 4 GB); the dense
+    full-attention score matrix that the cluster restriction avoids is printed for scale;
+ 2. training budget: `trackpipe train --model contrastive` on the train split with the val split for
+    threshold selection, for --train-minutes of wall clock (skipped with --model-dir);
+ 3. latency breakdown per event (seed 004 Table 1 components; medians over the test events) and the DM
+    efficiency (pT > 0.9 GeV) of the trained model per region and vs pT and eta, via locality_study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+FORWARD_CHILD = r"""
+import json, resource, statistics, sys, time
+import torch
+from trackpipe.device import set_threads
+from trackpipe.io.store import EventStore
+from trackpipe.models.attention import AttentionMask
+from trackpipe.models.registry import build_model, resolve_config
+from trackpipe.targets import fit_preprocessing
+from trackpipe.train.data import load_tables
+from trackpipe.train.locality import blocks_for_event, locality_settings
+from trackpipe.locality.events import pixel_hits
+
+args = json.loads(sys.argv[1])
+set_threads(args["threads"])
+store = EventStore(args["store"])
+eid = store.event_ids[0]
+ev = store.read_event(eid)
+hits = pixel_hits(ev.hits)
+cfg = resolve_config("contrastive", args["section"])
+prep = fit_preprocessing(*load_tables(store, [eid]))
+torch.manual_seed(0)
+model = build_model(cfg, prep).eval()
+blocks = blocks_for_event(eid, hits, locality_settings(cfg))
+x = torch.from_numpy(prep.inputs(hits))[None]
+valid = torch.ones(x.shape[:2], dtype=torch.bool)
+batch = {"x": x, "valid": valid, "mask": AttentionMask(valid, extra={"blocks": blocks})}
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+times = []
+with torch.inference_mode():
+    model(batch)
+    for _ in range(args["repeats"]):
+        t0 = time.perf_counter()
+        model(batch)
+        times.append(time.perf_counter() - t0)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+n_params = sum(p.numel() for p in model.parameters())
+print(json.dumps({"n_hits": len(hits), "n_clusters": blocks.n_clusters, "n_tokens": blocks.n_tokens,
+                  "forward_ms": 1e3 * statistics.median(times), "peak_rss_gb": peak, "rss_before_gb": base,
+                  "n_params": n_params, "attention_entries": float(sum(int(r) * int(L) ** 2 for L, r in
+                  zip(blocks.bucket_length, blocks.bucket_rows)))}))
+"""
+
+
+def _run_child(code: str, payload: dict, threads: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(payload)], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _section(path):
+    if not path:
+        return {}
+    from trackpipe.cli.train import read_config_file
+
+    return read_config_file(path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "main" / "results" / "data" / "hllhc-pixel"),
+                    help="dataset directory with train/val/test stores")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--train-minutes", type=float, default=2.0)
+    ap.add_argument("--model-dir", help="use this trained contrastive model instead of training one")
+    ap.add_argument("--config", help="contrastive model section (YAML/JSON); default: the registry defaults")
+    ap.add_argument("--out", help="keep the model and study files here (default: a temporary directory)")
+    args = ap.parse_args()
+    data = Path(args.data)
+    section = _section(args.config)
+
+    fwd = _run_child(FORWARD_CHILD, {"store": str(data / "test"), "section": section, "threads": args.threads,
+                                     "repeats": args.repeats}, args.threads)
+    dense_gb = fwd["n_hits"] ** 2 * 4 / 2**30
+    print(f"\n1. encoder forward, full event, CPU, {args.threads} threads ({fwd['n_params']} parameters)")
+    print(f"   hits {fwd['n_hits']}, clusters {fwd['n_clusters']}, tokens {fwd['n_tokens']}, padded attention "
+          f"entries per head {fwd['attention_entries']:.3g} (dense: {fwd['n_hits'] ** 2:.3g}, "
+          f"{dense_gb:.1f} GB per head fp32)")
+    print(f"   forward median {fwd['forward_ms']:.0f} ms over {args.repeats} runs (target < 5000 ms); "
+          f"peak RSS {fwd['peak_rss_gb']:.2f} GB (target < 4 GB)")
+
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-contrastive-"))
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = Path(args.model_dir) if args.model_dir else work / "model"
+    if not args.model_dir:
+        from trackpipe.train.loop import train
+
+        t0 = time.monotonic()
+        result = train("contrastive", data / "train", model_dir, val=data / "val", config=section,
+                       max_minutes=args.train_minutes, seed=0, threads=args.threads)
+        hist = result.history
+        print(f"\n2. training: {args.train_minutes:g} min budget -> {time.monotonic() - t0:.0f} s wall, status "
+              f"{result.status}, {result.epochs_done} epochs done")
+        if len(hist):
+            print("   epoch  train_loss  val_loss  epoch_s")
+            for _, r in hist.iterrows():
+                print(f"   {int(r.epoch):5d}  {r.train_loss:10.4f}  {r.val_loss:8.4f}  {r.epoch_seconds:7.1f}")
+    prep = json.loads((model_dir / "preprocessing.json").read_text())
+    print(f"   track formation: {prep['clustering'].get('method')} k={prep['clustering'].get('k')} "
+          f"threshold={prep['clustering'].get('threshold')} (validation TrackML score by threshold: "
+          f"{[(r['threshold'], round(r['score'], 3)) for r in prep['clustering'].get('grid', [])]})")
+
+    from trackpipe.locality.latency import locality_study
+
+    res = locality_study(data / "test", work / "study", {"algorithms": [], "model_dir": str(model_dir),
+                                                          "latency_events": 3, "warmup": 1,
+                                                          "threads": args.threads})
+    print("\n3. latency per event (median over test events, CPU)")
+    for k, v in res["latency"].items():
+        print(f"   {k:22s} {v:9.0f} ms")
+    eff = res["efficiency"]
+    print("   DM efficiency (pT > 0.9 GeV):  " + ", ".join(
+        f"{r} {m['dm_efficiency']:.3f} ({m['n_particles']} particles)" for r, m in eff["regions"].items()))
+    for var in ("pt", "eta"):
+        print(f"   vs {var}: " + ", ".join(f"[{b['lo']:g},{b['hi']:g}) {b['dm_efficiency']:.3f}/{b['n_particles']}"
+                                          for b in eff[var]))
+    print(f"\nfiles: {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""Contrastive tracker (seed 004 §3.4, seed 002 §2.2.1): encoder -> L2-normalised per-hit embedding,
+trained with a multi-positive InfoNCE loss inside each locality cluster.
+
+Loss over the anchors J (hits of particles with pT > ``pt_min``; all particles' hits when ``pt_min`` is
+None, for stores without momenta), with cosine similarity s and
+temperature T:
+
+    L = -(1/|J|) Σ_{i∈J} (1/|P(i)|) Σ_{p∈P(i)} log[ exp(s(i,p)/T) / Σ_{u∈N(i)} exp(s(i,u)/T) ]
+
+N(i) = the other hits of i's locality cluster, P(i) = the hits of N(i) from i's particle. The anchor
+itself is left out of N(i) and P(i) (its self-similarity is 1 by construction and carries no
+information). Anchors without a positive in their cluster do not count. With overlapping clusters an
+anchor counts once per cluster it is in (one token per membership, as in the attention).
+
+The loss is computed on the cluster-blocked layout of `locality.blocks` (clusters padded to bucket
+lengths): per bucket one (clusters, L, L) similarity tensor, no N² matrix.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import Encoder
+
+CONTRASTIVE = {"embedding_dim": 32, "temperature": 0.1, "pt_min": 0.9, "local_features": True}
+
+
+def cluster_relative(x: torch.Tensor, blocks, min_std: float = 1e-3) -> torch.Tensor:
+    """Each hit's features standardised inside its locality cluster: (x - cluster mean) / cluster std.
+
+    Hits of one cluster differ by a tiny fraction of the event-wide input scale; these features give the
+    encoder the cluster's local geometry directly. A hit in several clusters gets the mean over them.
+    Cluster-local, so chunks of whole clusters see the same values as the whole event.
+    """
+    cache = blocks.__dict__.setdefault("_relative_index", {})
+    if str(x.device) not in cache:
+        cache[str(x.device)] = (torch.as_tensor(blocks.token_hit, device=x.device),
+                                torch.as_tensor(blocks.token_cluster, device=x.device),
+                                torch.as_tensor(blocks.hit_multiplicity, device=x.device))
+    th, tc, mult = cache[str(x.device)]
+    xt = x[th]
+    C = blocks.n_clusters
+    count = x.new_zeros(C).index_add(0, tc, torch.ones_like(xt[:, 0]))[:, None]
+    mean = x.new_zeros(C, x.shape[1]).index_add(0, tc, xt) / count
+    var = x.new_zeros(C, x.shape[1]).index_add(0, tc, (xt - mean[tc]) ** 2) / count
+    rel = (xt - mean[tc]) / var.sqrt().clamp(min=min_std)[tc]
+    return x.new_zeros(x.shape).index_add(0, th, rel) / mult[:, None].to(x.dtype)
+
+
+def _bucket_indices(blocks, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per bucket: (hit index of each padded slot (C, L), slot validity (C, L)); cached on the tables."""
+    cache = blocks.__dict__.setdefault("_loss_buckets", {})
+    key = str(device)
+    if key not in cache:
+        token_hit = torch.as_tensor(blocks.token_hit, device=device)
+        out = []
+        for _, table in blocks.buckets():
+            t = torch.as_tensor(table, device=device)
+            valid = t >= 0
+            out.append((torch.where(valid, token_hit[t.clamp(min=0)], 0), valid))
+        cache[key] = out
+    return cache[key]
+
+
+def contrastive_loss(embedding: torch.Tensor, particle: torch.Tensor, anchor: torch.Tensor, blocks,
+                     temperature: float) -> tuple[torch.Tensor, int]:
+    """(mean loss over anchors, number of anchors) for L2-normalised embeddings (hits, dim) of the hit
+    sequence the block tables index; particle (hits,) int (0 = noise, never a positive); anchor (hits,) bool."""
+    emb = embedding.float()
+    total = emb.new_zeros(())
+    n_anchors = 0
+    very_negative = -1e9  # finite: a row without keys must not produce NaN gradients through logsumexp
+    for hit, valid in _bucket_indices(blocks, emb.device):
+        L = hit.shape[1]
+        e = emb[hit]                                          # (C, L, E)
+        s = torch.bmm(e, e.transpose(1, 2)) / temperature     # (C, L, L)
+        not_self = ~torch.eye(L, dtype=torch.bool, device=emb.device)
+        keys = valid[:, None, :] & not_self
+        pid = particle[hit]
+        pos = keys & (pid[:, :, None] == pid[:, None, :]) & (pid[:, :, None] > 0)
+        n_pos = pos.sum(-1)
+        use = valid & anchor[hit] & (n_pos > 0)
+        if not bool(use.any()):
+            continue
+        lse = torch.logsumexp(s.masked_fill(~keys, very_negative), dim=-1)
+        pos_mean = (s * pos).sum(-1) / n_pos.clamp(min=1)
+        total = total + (lse - pos_mean)[use].sum()
+        n_anchors += int(use.sum())
+    return total / max(n_anchors, 1), n_anchors
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder + two-layer projection head -> unit-length embedding per hit (output key ``embedding``).
+
+    With ``local_features`` the encoder reads the inputs and their cluster-standardised copies."""
+
+    task = "embedding"
+
+    def __init__(self, encoder: Encoder, d_model: int, *, embedding_dim: int = 32, temperature: float = 0.1,
+                 pt_min: float = 0.9, local_features: bool = False):
+        super().__init__()
+        self.local_features = bool(local_features)  # encoder input = [x, cluster_relative(x)]
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, embedding_dim))
+        self.temperature = float(temperature)
+        self.pt_min = None if pt_min is None else float(pt_min)  # None: every particle's hits are anchors
+
+    def forward(self, batch: dict) -> dict:
+        x = batch["x"]
+        if self.local_features:
+            B, N, F_ = x.shape
+            rel = cluster_relative(x.reshape(B * N, F_), batch["mask"].extra["blocks"]).reshape(B, N, F_)
+            x = torch.cat([x, rel], dim=-1)
+        h = self.encoder(x, batch["mask"])
+        return {"embedding": F.normalize(self.head(h), dim=-1)}
+
+    def loss(self, out: dict, batch: dict):
+        blocks = batch["mask"].extra.get("blocks")
+        if blocks is None:
+            raise ValueError("the contrastive loss needs the batch's locality block tables (mask.extra['blocks'])")
+        emb = out["embedding"]
+        B, N, E = emb.shape
+        valid = batch["valid"].reshape(-1)
+        particle = torch.where(valid, batch["particle_id"].reshape(-1), 0)
+        anchor = valid & (particle > 0)
+        if self.pt_min is not None:  # stores without momenta (REDVID) set pt_min: null
+            anchor &= batch["pt"].reshape(-1) > self.pt_min
+        loss, n = contrastive_loss(emb.reshape(B * N, E), particle, anchor, blocks, self.temperature)
+        return loss, {"con_loss_sum": float(loss.detach()) * n, "con_anchors": float(n)}

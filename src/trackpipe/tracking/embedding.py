@@ -1,0 +1,122 @@
+"""Track formation from per-hit contrastive embeddings (seed 004 §3.4, seed 002 §2.2.1).
+
+Similarities are cosines of the unit-length embeddings, computed only inside locality clusters (the
+embeddings were trained to separate particles within a cluster; across clusters they are not comparable)
+on the cluster-blocked layout: per bucket one (clusters, L, L) tensor, on the embeddings' device (GPU
+when the model runs there).
+
+Edges: ``method: knn`` links each hit to its ``k`` most similar cluster mates (k ~ the number of pixel
+layers a track crosses) whose similarity is at least ``threshold``; ``method: threshold`` links every
+cluster pair above ``threshold``. With ``mutual: true`` an edge is kept only if both hits chose each
+other, which stops one hit from chaining two tracks together. Tracks are the connected components of the
+kept edges, so the submission is disjoint by construction: every hit in exactly one track (a hit without
+an edge is a track of its own).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from ..errors import ConfigError
+
+TRACK_FORMATION = {"method": "knn", "k": 6, "threshold": 0.9, "mutual": True}
+SELECTION = {"thresholds": [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995], "selection_events": 1}
+
+
+def _check(method: str, k: int) -> None:
+    if method not in ("knn", "threshold"):
+        raise ConfigError(f"tracking.method must be knn or threshold, not {method!r}")
+    if method == "knn" and int(k) < 1:
+        raise ConfigError(f"tracking.k must be >= 1, not {k}")
+
+
+def candidate_edges(embedding, blocks, *, method: str = "knn", k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Directed candidate edges (i, j, cosine) inside clusters: each hit's k best mates (knn) or all
+    cluster pairs (threshold). Thresholds are applied by the caller, so one set serves many thresholds."""
+    _check(method, k)
+    emb = torch.as_tensor(embedding).float()
+    token_hit = torch.as_tensor(blocks.token_hit, device=emb.device)
+    src, dst, sim = [], [], []
+    with torch.no_grad():
+        for L, table in blocks.buckets():
+            if L < 2:
+                continue
+            t = torch.as_tensor(table, device=emb.device)
+            valid = t >= 0
+            hit = torch.where(valid, token_hit[t.clamp(min=0)], 0)
+            e = emb[hit]
+            s = torch.bmm(e, e.transpose(1, 2))
+            # real query and key slots, no self pairs (padding slots point at hit 0 and must not link it)
+            keys = valid[:, :, None] & valid[:, None, :] & ~torch.eye(L, dtype=torch.bool, device=emb.device)
+            s = s.masked_fill(~keys, -2.0)  # below any cosine: never chosen, never above a threshold
+            if method == "knn":
+                vals, idx = s.topk(min(int(k), L - 1), dim=-1)
+                q = hit[:, :, None].expand_as(idx)
+                m = vals > -2.0
+                src.append(q[m]), dst.append(torch.gather(hit, 1, idx.flatten(1)).view_as(idx)[m]), sim.append(vals[m])
+            else:
+                c, a, b = torch.nonzero(s > -2.0, as_tuple=True)
+                src.append(hit[c, a]), dst.append(hit[c, b]), sim.append(s[c, a, b])
+    if not src:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return (torch.cat(src).cpu().numpy().astype(np.int64), torch.cat(dst).cpu().numpy().astype(np.int64),
+            torch.cat(sim).cpu().numpy().astype(np.float32))
+
+
+def tracks_from_edges(n_hits: int, src, dst, sim, *, threshold: float, mutual: bool) -> np.ndarray:
+    """Track id per hit: connected components of the edges with cosine >= threshold (mutual ones only)."""
+    keep = sim >= threshold
+    a, b = src[keep], dst[keep]
+    if mutual and len(a):
+        code = np.unique(a * n_hits + b)
+        a, b = code // n_hits, code % n_hits
+        back = np.isin(b * n_hits + a, code, assume_unique=False)
+        a, b = a[back], b[back]
+    graph = sparse.coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n_hits, n_hits))
+    _, labels = connected_components(graph, directed=False)
+    return labels.astype(np.int64)
+
+
+def tracks_from_embedding(embedding, blocks, *, method: str = "knn", k: int = 10, threshold: float = 0.8,
+                          mutual: bool = True) -> np.ndarray:
+    """Disjoint track ids (one per hit) from unit-length embeddings (hits, dim) and the event's clusters."""
+    src, dst, sim = candidate_edges(embedding, blocks, method=method, k=k)
+    return tracks_from_edges(blocks.n_hits, src, dst, sim, threshold=threshold, mutual=mutual)
+
+
+def tracking_params(section: dict) -> dict:
+    """The track-formation keys of a model's ``tracking`` section, checked."""
+    p = {key: section.get(key, default) for key, default in TRACK_FORMATION.items()}
+    _check(p["method"], p["k"])
+    return p
+
+
+def select_threshold(events, params: dict, thresholds) -> tuple[float, list[dict]]:
+    """The similarity threshold with the best TrackML score on validation events.
+
+    events: list of (embedding (hits, dim), blocks, particle_id (hits,), weight (hits,)); candidate edges
+    are computed once per event and reused for every threshold. Ties go to the higher threshold.
+    """
+    import pandas as pd
+
+    from ..metrics.score import trackml_score
+
+    if not events or not len(thresholds):
+        raise ConfigError("threshold selection needs validation events and at least one threshold")
+    prepared, truth = [], []
+    for e, (emb, blocks, pid, weight) in enumerate(events):
+        prepared.append((blocks.n_hits, *candidate_edges(emb, blocks, method=params["method"], k=params["k"])))
+        truth.append(pd.DataFrame({"event_id": e, "hit_id": np.arange(blocks.n_hits), "particle_id": pid,
+                                   "weight": weight}))
+    truth = pd.concat(truth, ignore_index=True)
+    rows = []
+    for thr in sorted(float(t) for t in thresholds):
+        sub = pd.concat([pd.DataFrame({"event_id": e, "hit_id": np.arange(n),
+                                       "track_id": tracks_from_edges(n, s, d, v, threshold=thr, mutual=params["mutual"])})
+                         for e, (n, s, d, v) in enumerate(prepared)], ignore_index=True)
+        rows.append({"threshold": thr, "score": float(trackml_score(truth, sub))})
+    best = max(rows, key=lambda r: (r["score"], r["threshold"]))
+    return best["threshold"], rows

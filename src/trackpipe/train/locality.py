@@ -1,0 +1,155 @@
+"""Locality clusters for training and inference: block tables per event, per batch, and per-hit pT.
+
+A model uses locality clusters when its ``architecture.attention_options`` holds a ``locality`` section
+(or its backend is ``cluster-blocked``, which then takes the defaults below)::
+
+    locality:
+      algorithm: dbscan      # a name from locality.clustering (dbscan | iterative_window | density_peaks | grid_window)
+      clustering: {}         # per-region parameters {barrel: {...}, endcap: {...}} (locality.pipeline.REGION_DEFAULTS)
+      projection: {}         # locality.projection.PROJECTION_DEFAULTS overrides
+      blocks: {}             # locality.blocks.BLOCK_DEFAULTS overrides (block_size, min_bucket)
+      train_chunk_hits: 0    # > 0: training events are cut into chunks of whole clusters of about this many hits
+
+Chunks are exact sub-problems: attention never crosses a cluster (clusters linked by a shared hit stay in
+one chunk), and the encoder is otherwise per hit, so every hit's embedding and loss terms are the same as in
+the whole event; a big event then gives many optimiser steps per epoch instead of one.
+
+Each event's tables are built once by ``locality.event_blocks`` and cached on disk (training: under the
+model directory), so later epochs and resumed runs load them. A batch of several events is one flattened
+sequence of B·N_max hits (event b's hit i at b·N_max + i) whose tables are the events' clusters shifted
+by their offsets plus one single-hit cluster per padding slot, so events never attend to each other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+
+LOCALITY_DEFAULTS = {"algorithm": "iterative_window", "clustering": {}, "projection": {}, "blocks": {},
+                     "train_chunk_hits": 0}
+
+
+def locality_settings(cfg: dict) -> dict | None:
+    """The resolved locality section of a model config, or None when the model does not use clusters."""
+    arch = cfg["architecture"]
+    options = arch.get("attention_options") or {}
+    section = options.get("locality")
+    if section is None and arch["attention"] != "cluster-blocked":
+        return None
+    section = dict(section or {})
+    unknown = set(section) - set(LOCALITY_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown locality keys {sorted(unknown)}; allowed: {sorted(LOCALITY_DEFAULTS)}")
+    return {**LOCALITY_DEFAULTS, **section}
+
+
+def blocks_for_event(event_id, hits: pd.DataFrame, settings: dict, cache_dir=None):
+    """Block tables of one event (hits with x, y, z [, volume_id]); cached under cache_dir if given."""
+    from ..locality.pipeline import event_blocks
+
+    blocks, _ = event_blocks(int(event_id), hits, settings["algorithm"], settings["clustering"] or None,
+                             settings["projection"] or None, settings["blocks"] or None, cache_dir)
+    return blocks
+
+
+def hit_pt(hits: pd.DataFrame, particles: pd.DataFrame) -> np.ndarray:
+    """Transverse momentum of each hit's particle (0 for noise), float32, in hit order."""
+    pt = particles[["event_id", "particle_id"]].assign(
+        _pt=np.hypot(particles.px.to_numpy(np.float64), particles.py.to_numpy(np.float64)))
+    joined = hits[["event_id", "particle_id"]].merge(pt, on=["event_id", "particle_id"], how="left",
+                                                      validate="many_to_one")
+    return joined["_pt"].fillna(0.0).to_numpy(np.float32)
+
+
+def attach_locality(data, hits: pd.DataFrame, particles: pd.DataFrame | None, settings: dict, cache_dir=None) -> None:
+    """Give `data` (an EventArrays built from `hits`) its per-event block tables and, with particles,
+    the per-hit field ``pt`` (the contrastive loss's anchor selection)."""
+    blocks = []
+    for i, eid in enumerate(data.event_ids):
+        a, b = data.offsets[i], data.offsets[i + 1]
+        blocks.append(blocks_for_event(eid, hits.iloc[a:b].reset_index(drop=True), settings, cache_dir))
+    data.blocks = blocks
+    if particles is not None:
+        data.fields["pt"] = hit_pt(hits, particles)
+
+
+def batch_blocks(event_blocks: list, n_max: int):
+    """Tables of a batch flattened to B·n_max hits (one event: its own tables, unchanged)."""
+    from ..locality.blocks import build_blocks
+
+    if len(event_blocks) == 1 and event_blocks[0].n_hits == n_max:
+        return event_blocks[0]
+    index, cluster, offset = [], [], 0
+    for b, eb in enumerate(event_blocks):
+        index.append(eb.token_hit + b * n_max)
+        cluster.append(eb.token_cluster + offset)
+        offset += eb.n_clusters
+        pad = np.arange(eb.n_hits, n_max, dtype=np.int64)
+        index.append(pad + b * n_max)
+        cluster.append(offset + np.arange(len(pad), dtype=np.int64))
+        offset += len(pad)
+    return build_blocks(np.concatenate(index), np.concatenate(cluster), len(event_blocks) * n_max,
+                        {"block_size": event_blocks[0].block_size})
+
+
+def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False):
+    """EventArrays of the chosen events of `store`, with locality tables and pT when `settings` is given;
+    ``chunk=True`` (training split) applies ``train_chunk_hits``."""
+    from .data import EventArrays, load_tables
+
+    hits, particles = load_tables(store, event_ids)
+    data = EventArrays.from_tables(hits, particles, prep)
+    if settings is not None:
+        attach_locality(data, hits, particles, settings, cache_dir)
+        if chunk and int(settings["train_chunk_hits"]) > 0:
+            data = chunk_by_clusters(data, int(settings["train_chunk_hits"]))
+    return data
+
+
+def cluster_groups(blocks) -> np.ndarray:
+    """Group id per hit: clusters sharing a hit are one group (connected components of hits and clusters)."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    n, c = blocks.n_hits, blocks.n_clusters
+    graph = sparse.coo_matrix((np.ones(blocks.n_tokens, np.int8), (blocks.token_hit, n + blocks.token_cluster)),
+                              shape=(n + c, n + c))
+    _, comp = connected_components(graph, directed=False)
+    return np.unique(comp[:n], return_inverse=True)[1]
+
+
+def chunk_by_clusters(data, max_hits: int, seed: int = 0):
+    """A new EventArrays whose events are chunks of whole cluster groups (about max_hits hits: at most
+    max_hits plus one group), groups taken in a seeded random order; each chunk carries its own tables."""
+    from ..locality.blocks import build_blocks
+    from .data import EventArrays
+
+    rng = np.random.default_rng(seed)
+    rows, ids, blocks = [], [], []
+    for i, eb in enumerate(data.blocks):
+        group = cluster_groups(eb)
+        sizes = np.bincount(group)
+        order = rng.permutation(len(sizes))
+        # shuffled groups cut by their running size: each chunk holds about max_hits hits (at most
+        # max_hits plus its last group)
+        before = np.cumsum(sizes[order]) - sizes[order]
+        chunk_of_group = np.empty(len(sizes), np.int64)
+        chunk_of_group[order] = np.unique(before // max_hits, return_inverse=True)[1]
+        chunk = int(chunk_of_group.max())
+        hit_chunk = chunk_of_group[group]
+        hit_order = np.argsort(hit_chunk, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(hit_chunk, minlength=chunk + 1))]
+        local = np.empty(eb.n_hits, np.int64)
+        for j in range(chunk + 1):
+            members = hit_order[bounds[j]:bounds[j + 1]]
+            local[members] = np.arange(len(members))
+            keep = hit_chunk[eb.token_hit] == j
+            blocks.append(build_blocks(local[eb.token_hit[keep]], eb.token_cluster[keep], len(members),
+                                       {"block_size": eb.block_size}))
+            rows.append(data.offsets[i] + members)
+            ids.append(data.event_ids[i])
+    rows_all = np.concatenate(rows)
+    offsets = np.r_[0, np.cumsum([len(r) for r in rows])]
+    return EventArrays(np.asarray(ids, np.int64), offsets, {k: v[rows_all] for k, v in data.fields.items()}, blocks)

@@ -1,0 +1,61 @@
+"""Latency breakdown and the locality study files on a tiny store."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from contrastive_helpers import TINY_CONTRASTIVE, tiny_events
+from trackpipe.io.store import write_store
+from trackpipe.locality.latency import COMPONENTS, latency_breakdown, locality_study, region_efficiency
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("latency") / "store"
+    write_store(path, tiny_events(3, seed=7))
+    return path
+
+
+def test_latency_components_add_up_and_tracks_cover_every_hit(store):
+    section = copy.deepcopy(TINY_CONTRASTIVE)
+    median, per_event, sub = latency_breakdown(store, model_section=section, events=2, warmup=1, threads=1)
+    assert list(median) == list(COMPONENTS) and all(v > 0 for v in median.values())
+    parts = per_event[list(COMPONENTS[:3])].sum(axis=1)
+    np.testing.assert_allclose(per_event["total"], parts)
+    assert len(per_event) == 2 and not sub.duplicated(["event_id", "hit_id"]).any()
+    assert len(sub) == per_event.n_hits.sum()
+
+
+def test_locality_study_writes_the_files_the_report_reads(store, tmp_path):
+    out = tmp_path / "locality" / "tiny"
+    locality_study(store, out, {"algorithms": ["dbscan"], "model": copy.deepcopy(TINY_CONTRASTIVE),
+                                "latency_events": 1, "threads": 1})
+    clustering = json.loads((out / "clustering.json").read_text())
+    for region in ("barrel", "endcap"):
+        assert set(clustering["dbscan"][region]) >= {"reconstructible_ratio", "attention_fraction", "n_clusters",
+                                                     "cluster_dm_efficiency", "seconds_per_event"}
+    latency = json.loads((out / "latency.json").read_text())
+    assert set(latency) == set(COMPONENTS)
+    assert not (out / "efficiency.json").exists()  # no trained model: no tracker efficiency is claimed
+
+
+def test_region_efficiency_counts_matched_particles_per_region(store):
+    from trackpipe.io.store import EventStore
+
+    st = EventStore(store)
+    hits, particles = st.hits(), st.particles()
+    truth_sub = hits[["event_id", "hit_id"]].assign(track_id=hits.particle_id.to_numpy())
+    eff = region_efficiency(hits, particles, truth_sub, pt_bins=[0.9, 2.0, 10.0], eta_bins=[-4, 0, 4])
+    assert eff["regions"]["all"]["dm_efficiency"] == 1.0
+    n = eff["regions"]["barrel"]["n_particles"] + eff["regions"]["endcap"]["n_particles"]
+    assert n == eff["regions"]["all"]["n_particles"] > 0 and eff["regions"]["endcap"]["n_particles"] > 0
+    # every hit its own track: nothing is matched (tracks need >= 3 hits)
+    singles = hits[["event_id", "hit_id"]].assign(track_id=np.arange(len(hits)))
+    eff0 = region_efficiency(hits, particles, singles, pt_bins=[0.9, 2.0, 10.0])
+    assert eff0["regions"]["all"]["dm_efficiency"] == 0.0
+    assert sum(b["n_particles"] for b in eff0["pt"]) == eff0["regions"]["all"]["n_particles"]

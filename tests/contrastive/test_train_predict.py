@@ -1,0 +1,70 @@
+"""`contrastive` and the Part-2-style cluster-attention classifier train through the one loop and predict
+through `predict`; locality tables are cached per event and reused."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from contrastive_helpers import TINY_CONTRASTIVE, tiny_events
+from trackpipe.io.store import EventStore, write_store
+from trackpipe.io.submission import read_submission
+from trackpipe.predict import predict
+from trackpipe.train.loop import train
+
+# wide clusters, so that each locality cluster holds several particles (the loss has negatives)
+WIDE = {"algorithm": "dbscan", "clustering": {"barrel": {"eps": 6.0, "v_scale": 0.05}, "endcap": {"eps": 40.0}}}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("contrastive") / "store"
+    write_store(path, tiny_events(5, seed=1))
+    return path
+
+
+def contrastive_config():
+    cfg = copy.deepcopy(TINY_CONTRASTIVE)
+    cfg["architecture"]["attention_options"] = {"locality": WIDE}
+    return cfg
+
+
+def assert_disjoint_submission(sub: pd.DataFrame, store_path):
+    hits = EventStore(store_path).hits(columns=["event_id", "hit_id"])
+    assert len(sub) == len(hits)
+    assert not sub.duplicated(["event_id", "hit_id"]).any()
+    pd.testing.assert_frame_equal(sub[["event_id", "hit_id"]].sort_values(["event_id", "hit_id"]).reset_index(drop=True),
+                                  hits.sort_values(["event_id", "hit_id"]).reset_index(drop=True), check_dtype=False)
+
+
+def test_contrastive_trains_caches_tables_and_predicts(store, tmp_path):
+    from trackpipe.locality.pipeline import event_blocks
+
+    out = tmp_path / "model"
+    result = train("contrastive", store, out, config=contrastive_config(), epochs=3, seed=0, threads=1)
+    assert result.status == "completed"
+    hist = result.history
+    assert np.isfinite(hist.train_loss).all() and hist.train_loss.iloc[-1] < hist.train_loss.iloc[0]
+    cached = sorted((out / "locality-cache").glob("*.blocks.npz"))
+    assert len(cached) == 5  # one table file per event (4 training + 1 validation)
+    ev = EventStore(store).read_event(1)
+    _, loaded = event_blocks(1, ev.hits[["hit_id", "x", "y", "z"]], WIDE["algorithm"], WIDE["clustering"],
+                             None, None, out / "locality-cache")
+    assert loaded  # the same event and parameters hit the cache
+    summary = predict(out, store, tmp_path / "sub.csv", timing=tmp_path / "timing.csv", threads=1, warmup=1)
+    assert summary["n_events"] == 5
+    assert_disjoint_submission(read_submission(tmp_path / "sub.csv"), store)
+
+
+def test_part2_classifier_with_cluster_attention_trains_and_predicts(store, tmp_path):
+    cfg = {"architecture": {"d_model": 16, "n_heads": 2, "d_ff": 32, "n_layers": 2, "attention": "cluster-blocked",
+                            "attention_options": {"locality": WIDE}},
+           "targets": {"bins": {"phi": 4, "theta": 3, "p": 2, "q": 2}},
+           "training": {"batch_size": 2, "early_stopping": 0}}
+    result = train("enccla", store, tmp_path / "cla", config=cfg, epochs=1, seed=0, threads=1)
+    assert result.status == "completed" and np.isfinite(result.history.train_loss).all()
+    predict(tmp_path / "cla", store, tmp_path / "cla.csv", threads=1, warmup=0)
+    assert_disjoint_submission(read_submission(tmp_path / "cla.csv"), store)

@@ -1,0 +1,26 @@
+# Locality study of a full-event dataset: the slides' clustering comparison, the latency breakdown of
+# seed 004 Table 1 and the contrastive tracker's efficiency per region, vs pT and eta.
+
+
+rule locality_study:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}",
+        model=lambda wc: f"{RESULTS}/models/{wc.dataset}/{config['locality_study']['model']}",
+    output:
+        clustering=f"{RESULTS}/locality/{{dataset}}/clustering.json",
+        latency=f"{RESULTS}/locality/{{dataset}}/latency.json",
+        efficiency=f"{RESULTS}/locality/{{dataset}}/efficiency.json",
+    params:
+        section={k: v for k, v in config.get("locality_study", {}).items() if k not in ("datasets", "model")},
+    log:
+        f"{RESULTS}/logs/locality/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/locality/{{dataset}}.tsv"
+    threads: config.get("threads", {}).get("predict", 1)
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../envs/trackpipe.yaml"
+    script:
+        "../scripts/locality_study.py"
