@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .device import select_device, set_threads
+from .device import DeviceTimer, select_device, set_threads
 from .errors import ConfigError, DataError
 from .io.atomic import write_csv, write_parquet
 from .io.store import EventStore
@@ -49,30 +49,6 @@ def load_model(model_dir, device: torch.device):
     ckpt = torch.load(model_dir / CHECKPOINT, map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["best_model"] if ckpt.get("best_model") is not None else ckpt["model"])
     return model.to(device).eval(), cfg, prep
-
-
-class _DeviceTimer:
-    """Milliseconds of the enclosed device work: CUDA events on GPU, wall clock on CPU."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-
-    def __enter__(self):
-        if self.cuda:
-            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            self.start.record()
-        else:
-            self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        if self.cuda:
-            self.end.record()
-            torch.cuda.synchronize()
-            self.ms = self.start.elapsed_time(self.end)
-        else:
-            self.ms = (time.perf_counter() - self.t0) * 1e3
-        return False
 
 
 def timing_summary(timing: pd.DataFrame) -> dict:
@@ -174,7 +150,7 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
             c0 = time.process_time()
             batch = forward(event)
             host = time.process_time() - c0
-            with _DeviceTimer(dev) as timer:
+            with DeviceTimer(dev) as timer:
                 out_t = model(batch)
             c0 = time.process_time()
             if model.task == "embedding":

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..device import DeviceTimer
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,30 +47,6 @@ STUDY_DEFAULTS = {
     "pt_bins": [0.9, 1.5, 3.0, 10.0, 100.0],
     "eta_bins": [-4.0, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 4.0],
 }
-
-
-class _Timer:
-    """Milliseconds of the enclosed work: CUDA events on a GPU, wall clock otherwise."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-
-    def __enter__(self):
-        if self.cuda:
-            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            self.start.record()
-        else:
-            self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        if self.cuda:
-            self.end.record()
-            torch.cuda.synchronize()
-            self.ms = self.start.elapsed_time(self.end)
-        else:
-            self.ms = (time.perf_counter() - self.t0) * 1e3
-        return False
 
 
 def _device_tables(blocks, device, attention: str) -> None:
@@ -101,7 +78,7 @@ def event_latency(model, cfg: dict, prep, event, device: torch.device, tracking:
     ms = {"clustering_and_masks": (time.perf_counter() - t0) * 1e3}
     batch = {"x": x, "valid": valid, "mask": AttentionMask(valid, extra={"blocks": blocks})}
     with torch.inference_mode():
-        with _Timer(device) as t:
+        with DeviceTimer(device) as t:
             emb = model(batch)["embedding"][0]
         ms["encoder_forward"] = t.ms
         t0 = time.perf_counter()
