@@ -36,7 +36,7 @@ def locality_settings(cfg: dict) -> dict | None:
     arch = cfg["architecture"]
     options = arch.get("attention_options") or {}
     section = options.get("locality")
-    if section is None and arch["attention"] != "cluster-blocked":
+    if section is None and arch.get("attention") != "cluster-blocked":
         return None
     section = dict(section or {})
     unknown = set(section) - set(LOCALITY_DEFAULTS)
