@@ -239,8 +239,10 @@ def make_fig6(results: dict, out, *, datasets=None, models=None, gaps: Gaps | No
     if not results["metrics"]:
         _gaps(gaps).add("fig6", "no metrics.json at all")
         return []
-    plot_complexity(results["metrics"], out, datasets=datasets or results["datasets"],
-                    models=models or results["models"])
+    # The x axis is the complexity level: datasets that no model was run on are not levels of this study.
+    evaluated = {d for d, _ in results["metrics"]}
+    levels = [d for d in (datasets or results["datasets"]) if d in evaluated]
+    plot_complexity(results["metrics"], out, datasets=levels, models=models or results["models"])
     return output_paths(out)
 
 

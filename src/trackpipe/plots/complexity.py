@@ -65,7 +65,8 @@ def plot_complexity(results: dict, out, *, datasets=None, models=None, title: st
                     handles.append(h)
                     labels.append(lab)
         if handles:
-            axes[0, 0].legend(handles, labels, loc="lower left")
+            # Above the panels: inside one they hide the points (eight models on a 0-1 score axis).
+            fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4))
         if title:
             fig.suptitle(title)
         save_figure(fig, out)
