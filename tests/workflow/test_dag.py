@@ -114,3 +114,14 @@ def test_incremental_reruns(workdir, snakemake):
         ("evaluate", "dataset=hel, model=base-a"), ("evaluate", "dataset=hel, model=base-b"),
         ("tables_and_figures", ""),
     }
+
+
+def test_paper_config_plans_on_slurm_profile(workdir, snakemake):
+    """`snakemake -n --profile profiles/slurm --configfile config/paper.yaml`: the full study, no Slurm needed."""
+    exe, env = snakemake
+    jobs = planned_jobs(exe, env, workdir, "--profile", "profiles/slurm", "--configfile", "config/paper.yaml")
+    cfg = yaml.safe_load((workdir / "config/paper.yaml").read_text())
+    shards = sum(int(s.get("shards", 1)) for s in cfg["datasets"].values())
+    assert sum(1 for r, _ in jobs if r == "simulate_shard") == shards > 1000
+    assert {r for r, _ in jobs} >= {"train", "predict", "predict_classical", "locality_study", "bench",
+                                     "tables_and_figures"}
