@@ -50,8 +50,26 @@ PASSIVE = [(19.0, 3100.0, 0.8 / X0_BE_MM), (200.0, 3100.0, 1.8 / X0_BE_MM)]
 WORLD_R, WORLD_Z = 1100.0, 3100.0
 
 
+class Surfaces:
+    """Parallel arrays of surfaces: cylinders (kind 0) at radius `pos` spanning z in [lo, hi], disks
+    (kind 1) at z `pos` spanning r in [lo, hi]. Shared by the TrackML-like layers and the toy detector."""
+
+    kind: np.ndarray
+    pos: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    @property
+    def area(self) -> np.ndarray:
+        return np.where(self.kind == 0, 2 * np.pi * self.pos * (self.hi - self.lo),
+                        np.pi * (self.hi ** 2 - self.lo ** 2))
+
+
 @dataclass
-class Layers:
+class Layers(Surfaces):
     """One row per surface. kind 0 = cylinder at radius pos (extent in z), 1 = disk at z pos (extent in r)."""
 
     kind: np.ndarray
@@ -68,13 +86,6 @@ class Layers:
     half_v: np.ndarray
     modules: "ModulePlacer | None" = field(default=None, repr=False)
 
-    def __len__(self) -> int:
-        return len(self.kind)
-
-    @property
-    def area(self) -> np.ndarray:
-        return np.where(self.kind == 0, 2 * np.pi * self.pos * (self.hi - self.lo),
-                        np.pi * (self.hi ** 2 - self.lo ** 2))
 
     def select(self, mask) -> "Layers":
         kw = {k: getattr(self, k)[mask] for k in ("kind", "pos", "lo", "hi", "x_x0", "sensitive", "volume_id",

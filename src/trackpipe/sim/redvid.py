@@ -49,6 +49,7 @@ from ..errors import ConfigError
 from ..io.redvid import HELICAL_PARAMS, LINEAR_PARAMS, SUB_DETECTOR_CODES, TRACK_TYPES
 from ..io.store import Event
 from ..config import as_range, merge_section
+from .geometry import Surfaces
 
 DEFAULT_DETECTOR = {
     "pixel": {"present": False, "layers": 3, "radius": 45.0, "half_length": 400.0},
@@ -79,7 +80,7 @@ _BISECT = 40
 
 
 @dataclass(frozen=True)
-class ToyDetector:
+class ToyDetector(Surfaces):
     """Sensitive elements as parallel arrays: cylinders (kind 0) at radius pos, disks (kind 1) at z pos."""
 
     kind: np.ndarray
@@ -92,13 +93,6 @@ class ToyDetector:
     r_env: float
     z_env: float
 
-    def __len__(self) -> int:
-        return len(self.kind)
-
-    @property
-    def area(self) -> np.ndarray:
-        return np.where(self.kind == 0, 2 * np.pi * self.pos * (self.hi - self.lo),
-                        np.pi * (self.hi ** 2 - self.lo ** 2))
 
 
 def build_detector(detector: dict | None = None) -> ToyDetector:
