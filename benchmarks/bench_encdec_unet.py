@@ -7,7 +7,7 @@ geometric seed finder (plain score, no truth used), wall-clock per event (median
 of several repeats of the largest one); U-Net TrackML score / FitAccuracy and time per event.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_encdec_unet.py \\
-        --data /work/main/results/data/redvid-helical-10-50 --minutes 20 --out /tmp/bench_encdec
+        --data results/data/redvid-helical-10-50 --minutes 20 --out /tmp/bench_encdec
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _bench_unet(args, out: Path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="/work/main/results/data/redvid-helical-10-50",
+    p.add_argument("--data", default="results/data/redvid-helical-10-50",
                    help="dataset root with train/val/test stores")
     p.add_argument("--minutes", type=float, default=20.0, help="training budget per model")
     p.add_argument("--epochs", type=int, default=None)
