@@ -4,7 +4,7 @@
 
 Data: REDVID-like 10-50 straight tracks from the origin through 9 barrel layers (trackpipe.train.toydata;
 the simulator branch is not on this branch). FitAccuracy = the TrackML score with unit weights per track
-hit (trackpipe.tracking.scoring, since trackpipe.metrics is not on this branch), averaged over test
+hit (trackpipe.metrics), averaged over test
 events. Each model trains in its own process (so its peak RSS is its own), EncCla and EncReg side by side with
 one thread each (2 cores in all), for at most --minutes of wall clock; the epoch count is fitted to the
 budget from a one-minute pilot so the cosine schedule ends in time. Inference is timed afterwards, one
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from trackpipe.io.store import EventStore, write_store  # noqa: E402
 from trackpipe.io.submission import read_submission  # noqa: E402
-from trackpipe.tracking.scoring import trackml_score  # noqa: E402
+from trackpipe.metrics.score import trackml_score_of_labels as trackml_score  # noqa: E402
 from trackpipe.train.toydata import linear_events  # noqa: E402
 
 # The configuration measured (also printed with the table).

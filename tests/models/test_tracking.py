@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trackpipe.tracking.assign import tracks_from_classes, tracks_from_regression
-from trackpipe.tracking.scoring import trackml_score
+from trackpipe.metrics.score import trackml_score_of_labels as trackml_score
 from trackpipe.tracking.selection import select_hdbscan
 
 

@@ -56,6 +56,17 @@ def trackml_score(truth: pd.DataFrame, submission: pd.DataFrame) -> float:
     return _mean_over_events(trackml_score_per_event(truth, submission))
 
 
+def trackml_score_of_labels(particle_id, weight, track_id) -> float:
+    """The TrackML score of one event given as parallel per-hit arrays (model selection on validation
+    events uses this); 0 for an event without weight."""
+    weight = np.asarray(weight, dtype=np.float64)
+    if weight.sum() <= 0:
+        return 0.0
+    hit_id = np.arange(len(weight), dtype=np.int64)
+    truth = pd.DataFrame({"hit_id": hit_id, "particle_id": np.asarray(particle_id, np.int64), "weight": weight})
+    return trackml_score(truth, pd.DataFrame({"hit_id": hit_id, "track_id": np.asarray(track_id, np.int64)}))
+
+
 def unit_weights(particle_id: np.ndarray) -> np.ndarray:
     """FitAccuracy weights: 1 for every hit of a particle, 0 for noise."""
     return (np.asarray(particle_id) != 0).astype(np.float64)

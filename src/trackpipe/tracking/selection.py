@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 
 from .assign import tracks_from_regression
-from .scoring import trackml_score
+from ..metrics.score import trackml_score_of_labels as trackml_score
 
 
 def select_hdbscan(events, *, min_cluster_size, min_samples) -> tuple[dict, list[dict]]:
