@@ -52,11 +52,10 @@ def load_model(model_dir, device: torch.device):
 
 
 def timing_summary(timing: pd.DataFrame) -> dict:
-    out = {"n_events": int(len(timing))}
-    for col in ("device_ms", "host_cpu_ms", "wall_ms"):
-        out[f"{col}_median"] = float(timing[col].median())
-        out[f"{col}_p90"] = float(timing[col].quantile(0.9))
-    return out
+    """Medians and p90 of the timed events (warm-up passes were never timed), as evaluate reports them."""
+    from .evaluate import timing_metrics
+
+    return {"n_events": int(len(timing)), **timing_metrics(timing, warmup=0)}
 
 
 def _posterior_rows(event, logits, prep: Preprocessing, rng, n_hits: int, top: int) -> pd.DataFrame:
