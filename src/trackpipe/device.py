@@ -38,13 +38,11 @@ def set_threads(threads: int | None) -> int:
     """
     import torch
 
+    from .runtime import configure_threads
+
     if threads is None:
         threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
-    threads = max(1, int(threads))
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    torch.set_num_threads(threads)
-    return threads
+    return configure_threads(threads)
 
 
 def seed_everything(seed: int) -> None:

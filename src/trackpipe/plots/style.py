@@ -15,7 +15,6 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from ..errors import DataError
 from ..io.atomic import atomic_path
 from ..tables import MODEL_ORDER, order_names
 
@@ -95,9 +94,9 @@ def save_figure(fig: Figure, out) -> list[Path]:
 
 def require_columns(df, columns, *, what: str) -> None:
     """Raise DataError naming `what` (usually the source file) when `df` lacks any of `columns`."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(f"missing required column(s); found {list(df.columns)}", file=what, column=", ".join(missing))
+    from ..io.validate import require_columns as require
+
+    require(df, columns, file=what)
 
 
 def no_data(ax, text: str = "no data") -> None:
