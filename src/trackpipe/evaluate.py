@@ -47,10 +47,10 @@ from .metrics.efficiency import DEFAULT_CUTS, count_matches, match_tables, rates
 from .metrics.score import fit_accuracy_per_event, restrict_submission, restricted_truth, trackml_score_per_event
 from .metrics.timing import timing_summary
 from .schema import PIXEL_VOLUMES
+from .schema import TIMING_MEASURES as TIMING_COLUMNS
 
 # TrackML volumes outside the pixel detector (short and long strips).
 STRIP_VOLUMES = (12, 13, 14, 16, 17, 18)
-from .schema import TIMING_MEASURES as TIMING_COLUMNS
 NO_MOMENTUM_SELECTION = "none (REDVID: no momentum)"
 # Events are evaluated in batches of about this many hits: vectorised, with bounded memory.
 BATCH_HITS = 2_000_000
