@@ -10,7 +10,7 @@ A missing input is never an error and never replaced by an invented value; malfo
 
 Layout read (all optional)::
 
-    eval/{dataset}/{model}/metrics.json, per_event.parquet, binned.parquet
+    eval/{dataset}/{model}/metrics.json, per_event.parquet, binned.parquet, encdec_protocol.json
     predict/{dataset}/{model}/timing.csv, posteriors.parquet, submission.csv
     data/{dataset}/test                       event store (event display)
     locality/{dataset}/clustering.json, latency.json
@@ -115,14 +115,15 @@ def collect_results(results_dir) -> dict:
 
     Returns ``{"root", "metrics": {(dataset, model): dict}, "binned" | "per_event" | "timing" |
     "posteriors" | "submission": {(dataset, model): Path}, "stores": {dataset: Path},
-    "clustering" | "latency": {dataset: dict}, "scaling": Path | None, "datasets", "models"}`` where
+    "clustering" | "latency": {dataset: dict}, "encdec_protocol": {(dataset, model): dict}, "scaling": Path | None, "datasets", "models"}`` where
     the last two list every name seen, in the paper's order.
     """
     root = Path(results_dir)
-    found = {"root": root, "metrics": {}, **{k: {} for k in _PAIR_FILES}, "stores": {}, "clustering": {},
-             "latency": {}, "scaling": None}
-    for path in sorted(root.glob("eval/*/*/metrics.json")):
-        found["metrics"][(path.parts[-3], path.parts[-2])] = read_json(path)
+    found = {"root": root, "metrics": {}, "encdec_protocol": {}, **{k: {} for k in _PAIR_FILES}, "stores": {},
+             "clustering": {}, "latency": {}, "scaling": None}
+    for key in ("metrics", "encdec_protocol"):
+        for path in sorted(root.glob(f"eval/*/*/{key}.json")):
+            found[key][(path.parts[-3], path.parts[-2])] = read_json(path)
     for key, pattern in _PAIR_FILES.items():
         for path in sorted(root.glob(pattern.format(d="*", m="*"))):
             found[key][(path.parts[-3], path.parts[-2])] = path
@@ -161,6 +162,20 @@ def make_table2(results: dict, out_dir, *, datasets=None, models=None, gaps: Gap
     models = results["models"] if models is None else list(models)
     _record_not_run(results, datasets, models, "table2", _gaps(gaps))
     return tables.write_table(tables.table2(results["metrics"], datasets, models), out_dir)
+
+
+def make_encdec_table(results: dict, out_dir, *, datasets=None, models=None,
+                      gaps: Gaps | None = None) -> list[Path]:
+    """The EncDec protocol table for the given EncDec `models` (default: those with a protocol file)."""
+    protocol = results["encdec_protocol"]
+    models = sorted({m for _, m in protocol}) if models is None else list(models)
+    datasets = results["datasets"] if datasets is None else list(datasets)
+    for d, m in ((d, m) for d in datasets for m in models if (d, m) in results["metrics"]):
+        if (d, m) not in protocol:
+            _gaps(gaps).add("table_encdec", "no encdec_protocol.json", dataset=d, model=m)
+    if not models or not any(m in models for _, m in {**protocol, **results["metrics"]}):
+        return []
+    return tables.write_table(tables.encdec_protocol_table(protocol, results["metrics"], datasets, models), out_dir)
 
 
 def make_locality_tables(results: dict, out_dir, dataset: str, *, gaps: Gaps | None = None) -> list[Path]:
@@ -299,11 +314,12 @@ def make_scaling(results: dict, out, *, gaps: Gaps | None = None) -> list[Path]:
 # --- everything ----------------------------------------------------------------------------------
 
 def make_all(results_dir, out_tables, out_figures, datasets=None, models=None,
-             config: dict | None = None) -> list[Path]:
+             config: dict | None = None, encdec_models=None) -> list[Path]:
     """Write every table and figure there is data for; return the written paths.
 
     `datasets` / `models` (default: every name found) fix the rows and columns of Tables 1–2 and the
-    axes of Fig. 6, so a configured model that never ran shows as a gap. Per-dataset figures are named
+    axes of Fig. 6, so a configured model that never ran shows as a gap. `encdec_models` (default: every
+    model with an ``encdec_protocol.json``) are the rows of ``table_encdec``. Per-dataset figures are named
     ``fig4_{dataset}``, ``fig5_{dataset}``, ``fig7_{dataset}_{model}``,
     ``locality_efficiency_{dataset}``, ``event_display_{dataset}_{model}``; plus ``fig6`` and
     ``scaling``. Gaps go to ``<out_tables>/missing.json`` (also returned among the paths).
@@ -320,6 +336,10 @@ def make_all(results_dir, out_tables, out_figures, datasets=None, models=None,
 
     written += make_table1(results, out_tables, datasets=datasets, models=models, gaps=gaps)
     written += make_table2(results, out_tables, datasets=datasets, models=models, gaps=gaps)
+    if encdec_models is None:
+        encdec_models = sorted({m for _, m in results["encdec_protocol"]})
+    if encdec_models:
+        written += make_encdec_table(results, out_tables, datasets=datasets, models=encdec_models, gaps=gaps)
     written += make_fig6(results, out_figures / "fig6", datasets=datasets, models=models, gaps=gaps)
     for d in datasets:
         written += make_fig4(results, out_figures / f"fig4_{d}", d, models=models, metrics=cfg["fig4_metrics"],

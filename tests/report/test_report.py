@@ -114,3 +114,26 @@ def test_event_display_picks_a_stored_event(fake_results, tmp_path):
     assert report.make_event_display(results, tmp_path / "ev2", "trackml-10-50", "encreg", gaps=gaps) == []
     assert gaps.items == [{"item": "event_display", "dataset": "trackml-10-50", "model": "encreg",
                            "reason": "no submission.csv"}]
+
+
+def test_make_all_writes_the_encdec_table_and_names_a_missing_protocol(tmp_path):
+    root = tmp_path / "results"
+    for dataset in ("redvid-helical-10-50", "trackml-10-50"):
+        (root / "eval" / dataset / "encdec").mkdir(parents=True)
+        (root / "eval" / dataset / "encdec" / "metrics.json").write_text(json.dumps({"fit_accuracy": 0.6,
+                                                                                     "trackml_score": 0.5}))
+    (root / "eval" / "trackml-10-50" / "encdec" / "encdec_protocol.json").write_text(json.dumps(
+        {"next_hit_accuracy": 0.8, "seed_excluded_fit_accuracy": 0.3, "seed_excluded_trackml_score": 0.25,
+         "truth_seeded_wall_ms_median": 12.0}))
+    found = report.collect_results(root)
+    assert set(found["encdec_protocol"]) == {("trackml-10-50", "encdec")}
+    written = report.make_all(root, tmp_path / "t", tmp_path / "f", encdec_models=["encdec"])
+    assert {"table_encdec.csv", "table_encdec.md", "table_encdec.tex"} <= {p.name for p in written}
+    md = (tmp_path / "t" / "table_encdec.md").read_text()
+    assert "| trackml-10-50 | encdec | trackml_score | 0.800 | 0.250 | 0.500 | 12.0 |" in md
+    gaps = json.loads((tmp_path / "t" / "missing.json").read_text())["gaps"]
+    assert {(g["dataset"], g["model"]) for g in gaps if g["item"] == "table_encdec"} == {
+        ("redvid-helical-10-50", "encdec")}
+    # Without EncDec models (and no protocol files) there is no such table.
+    assert not any(p.name.startswith("table_encdec") for p in report.make_all(
+        tmp_path / "none", tmp_path / "t2", tmp_path / "f2", datasets=["trackml-10-50"], models=["encreg"]))

@@ -144,3 +144,30 @@ def test_order_names_and_escape():
     assert tables.order_names(["b", "encreg", "a", "helix-dbscan"], tables.MODEL_ORDER) == \
         ["helix-dbscan", "encreg", "a", "b"]
     assert tables.latex_escape("a_b & 5% #1 –") == r"a\_b \& 5\% \#1 --"
+
+
+def test_encdec_table_puts_the_protocol_beside_the_full_event_score(tmp_path):
+    protocol = {
+        ("redvid-helical-10-50", "encdec"): {"next_hit_accuracy": 0.826, "seed_excluded_fit_accuracy": 0.71,
+                                             "seed_excluded_trackml_score": 0.69, "truth_seeded_wall_ms_median": 41.5},
+        ("trackml-10-50", "encdec"): {"next_hit_accuracy": 0.5, "seed_excluded_fit_accuracy": 0.2,
+                                      "seed_excluded_trackml_score": 0.3, "truth_seeded_wall_ms_median": None},
+    }
+    metrics = {("redvid-helical-10-50", "encdec"): {"fit_accuracy": 0.62, "trackml_score": 0.6},
+               ("trackml-10-50", "encdec"): {"fit_accuracy": 0.4, "trackml_score": 0.47},
+               ("redvid-linear-10-50", "encdec"): {"fit_accuracy": 0.77, "trackml_score": 0.7},
+               ("trackml-10-50", "enccla"): {"fit_accuracy": 0.9, "trackml_score": 0.9}}
+    t = tables.encdec_protocol_table(protocol, metrics, models=["encdec"])
+    assert t.header[:3] == ["dataset", "model", "metric"]
+    by_dataset = {r[0]: r for r in t.rows}
+    # Paper order; the REDVID rows take FitAccuracy, TrackML rows the TrackML score, from both sources.
+    assert [r[0] for r in t.rows] == ["redvid-linear-10-50", "redvid-helical-10-50", "trackml-10-50"]
+    assert by_dataset["redvid-helical-10-50"][2:] == ["fit_accuracy", "0.826", "0.710", "0.620", "41.5"]
+    assert by_dataset["trackml-10-50"][2:] == ["trackml_score", "0.500", "0.300", "0.470", tables.NOT_AVAILABLE]
+    # No protocol file for linear: its protocol cells are gaps, its full-event score is still shown.
+    assert by_dataset["redvid-linear-10-50"][3:] == [tables.GAP, tables.GAP, "0.770", tables.GAP]
+    assert "enccla" not in {r[1] for r in t.rows}
+    paths = tables.write_table(t, tmp_path)
+    check_latex(paths[2].read_text(), n_columns=len(t.header), n_rows=3)
+    csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False).set_index("dataset")
+    assert float(csv.loc["redvid-helical-10-50", "truth seeds, seeds excl."]) == 0.71

@@ -55,6 +55,10 @@ def test_shipped_configs_plan(workdir, snakemake, configfile):
     assert len(shards) == sum(int(s.get("shards", 1)) for s in cfg["datasets"].values())
     evaluated = {w for r, w in jobs if r == "evaluate"}
     assert evaluated == {f"dataset={d}, model={m}" for m, s in cfg["models"].items() for d in s["datasets"]}
+    protocol = {w for r, w in jobs if r == "encdec_protocol"}
+    assert protocol == {f"dataset={d}, model={m}" for m, s in cfg["models"].items() if s["family"] == "encdec"
+                        for d in s["datasets"]}
+    assert protocol  # both shipped configs run EncDec
 
 
 def test_schema_names_bad_key(workdir, snakemake):

@@ -42,11 +42,19 @@ def name_pattern(names):
 
 TRAINED_PATTERN = name_pattern([m for m in MODELS if trainable(m)])
 CLASSICAL_PATTERN = name_pattern([m for m in MODELS if not trainable(m)])
+ENCDEC_MODELS = [m for m in MODELS if config["models"][m]["family"] == "encdec"]
+ENCDEC_PATTERN = name_pattern(ENCDEC_MODELS)
+
+
+def encdec_protocol_files():
+    """The paper-protocol results of every EncDec (dataset, model) pair (truth seeds, seed hits excluded)."""
+    return [f"{RESULTS}/eval/{d}/{m}/encdec_protocol.json" for d, m in pairs() if m in ENCDEC_MODELS]
 
 
 def all_targets():
     out = [f"{RESULTS}/data/{d}" for d in DATASETS]
     out += [f"{RESULTS}/eval/{d}/{m}/metrics.json" for d, m in pairs()]
+    out += encdec_protocol_files()
     out += [f"{RESULTS}/tables/table1.md", f"{RESULTS}/tables/table2.md"]
     return out
 
@@ -58,6 +66,7 @@ def report_inputs(wildcards):
         inputs += [f"{RESULTS}/eval/{d}/{m}/metrics.json", f"{RESULTS}/eval/{d}/{m}/per_event.parquet",
                    f"{RESULTS}/eval/{d}/{m}/binned.parquet", f"{RESULTS}/predict/{d}/{m}/timing.csv",
                    f"{RESULTS}/predict/{d}/{m}/submission.csv"]
+    inputs += encdec_protocol_files()
     for d in config.get("locality_study", {}).get("datasets", []):
         inputs += [f"{RESULTS}/locality/{d}/clustering.json", f"{RESULTS}/locality/{d}/latency.json"]
     if config.get("bench") is not None:

@@ -24,3 +24,27 @@ rule evaluate:
         "../envs/trackpipe.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+rule encdec_protocol:
+    """EncDec under the paper's protocol (truth seeds, seed hits excluded, teacher-forced next-hit accuracy)."""
+    input:
+        data=f"{RESULTS}/data/{{dataset}}",
+        model=f"{RESULTS}/models/{{dataset}}/{{model}}",
+    output:
+        f"{RESULTS}/eval/{{dataset}}/{{model}}/encdec_protocol.json",
+    log:
+        f"{RESULTS}/logs/encdec_protocol/{{dataset}}/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/encdec_protocol/{{dataset}}/{{model}}.tsv"
+    threads: config.get("threads", {}).get("predict", 1)
+    resources:
+        runtime=60,
+        mem_mb=8000,
+        gpu=lambda wc: 1 if config["models"][wc.model].get("gpu", True) else 0,
+    wildcard_constraints:
+        model=ENCDEC_PATTERN,
+    conda:
+        "../envs/trackpipe.yaml"
+    script:
+        "../scripts/encdec_protocol.py"

@@ -7,7 +7,8 @@ rule tables_and_figures:
     output:
         tables=report(
             multiext(f"{RESULTS}/tables/table1", ".csv", ".md", ".tex")
-            + multiext(f"{RESULTS}/tables/table2", ".csv", ".md", ".tex"),
+            + multiext(f"{RESULTS}/tables/table2", ".csv", ".md", ".tex")
+            + (multiext(f"{RESULTS}/tables/table_encdec", ".csv", ".md", ".tex") if encdec_protocol_files() else []),
             caption="../report/tables.rst",
             category="Tables",
         ),
@@ -22,6 +23,7 @@ rule tables_and_figures:
         section=config.get("report", {}),
         datasets=DATASETS,
         models=MODELS,
+        encdec_models=ENCDEC_MODELS,
     log:
         f"{RESULTS}/logs/report/tables_and_figures.log",
     benchmark:

@@ -10,4 +10,5 @@ from trackpipe.report import make_all  # noqa: E402
 
 results = Path(snakemake.output.missing).parents[1]  # <results>/tables/missing.json
 make_all(results, Path(snakemake.output.missing).parent, snakemake.output.figures,
-         datasets=snakemake.params.datasets, models=snakemake.params.models, config=snakemake.params.section)
+         datasets=snakemake.params.datasets, models=snakemake.params.models, config=snakemake.params.section,
+         encdec_models=snakemake.params.encdec_models)
