@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 
@@ -29,13 +30,19 @@ def _bench_encdec(args, out: Path):
     from trackpipe.train.loop import train
 
     data = Path(args.data)
-    t0 = time.monotonic()
-    res = train("encdec", data / "train", out / "encdec", val=data / "val", max_minutes=args.minutes,
-                epochs=args.epochs, seed=0, threads=args.threads)
-    print(f"encdec training: {res.status}, {res.epochs_done} epochs, best {res.best_epoch}, "
-          f"{(time.monotonic() - t0) / 60:.1f} min (this call)")
-    print(res.history[["epoch", "train_loss", "val_loss", "val_next_hit", "val_stop", "epoch_seconds"]]
+    if args.evaluate_only:
+        history = pd.read_csv(out / "encdec" / "history.csv")
+        print(f"encdec: evaluating the model in {out / 'encdec'} as it is (no training)")
+    else:
+        t0 = time.monotonic()
+        res = train("encdec", data / "train", out / "encdec", val=data / "val", max_minutes=args.minutes,
+                    epochs=args.epochs, seed=0, threads=args.threads)
+        history = res.history
+        print(f"encdec training: {res.status}, {res.epochs_done} epochs, best {res.best_epoch}, "
+              f"{(time.monotonic() - t0) / 60:.1f} min (this call)")
+    print(history[["epoch", "train_loss", "val_loss", "val_next_hit", "val_stop", "epoch_seconds"]]
           .to_string(index=False))
+    print(f"training time over all epochs: {history.epoch_seconds.sum() / 60:.1f} min")
     # Paper protocol (truth seeds, seed hits excluded, teacher-forced next-hit accuracy): the same
     # function the workflow's encdec_protocol rule runs.
     protocol = evaluate_encdec_protocol(out / "encdec", data / "test", max_events=args.events, threads=args.threads)
@@ -75,8 +82,6 @@ def _bench_encdec(args, out: Path):
 
 
 def _bench_unet(args, out: Path):
-    import pandas as pd
-
     from trackpipe.io.store import EventStore
     from trackpipe.metrics import fit_accuracy, trackml_score
     from trackpipe.predict import predict
@@ -104,6 +109,8 @@ def main(argv=None):
     p.add_argument("--events", type=int, default=50, help="test events to evaluate")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--models", default="encdec,unet")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="encdec: evaluate the model already in OUT/encdec without training it further")
     p.add_argument("--out", default="/tmp/bench_encdec_unet")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
