@@ -27,6 +27,44 @@ def test_isab_permutation_equivariant_and_ignores_padding():
     torch.testing.assert_close(out_pad[:, :9], out, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_track_decoder_matches_torch_decoder_with_one_memory_copy_per_track(training):
+    """The grouped cross-attention decoder computes what nn.TransformerDecoder(norm_first) computes on
+    memory[track_event] with the padded hits masked, forward and backward, with the same weights."""
+    from torch import nn
+
+    from trackpipe.models.encdec import TrackDecoder
+
+    torch.manual_seed(0)
+    d, heads, d_ff, n_layers = 16, 4, 24, 2
+    ours = TrackDecoder(d, heads, d_ff, 0.0, n_layers)
+    layer = nn.TransformerDecoderLayer(d, heads, d_ff, 0.0, batch_first=True, norm_first=True)
+    reference = nn.TransformerDecoder(layer, n_layers, norm=nn.LayerNorm(d))
+    reference.load_state_dict(ours.state_dict())  # same parameter names, so the weights carry over
+    ours.train(training), reference.train(training)
+    B, N, T, L = 3, 11, 7, 5
+    memory = torch.randn(B, N, d, requires_grad=True)
+    valid = torch.ones(B, N, dtype=torch.bool)
+    valid[1, 6:] = False  # padded hits of a smaller event
+    valid[2, 9:] = False
+    track_event = torch.tensor([2, 0, 1, 1, 2, 0, 1])  # unsorted, uneven tracks per event
+    x = torch.randn(T, L, d, requires_grad=True)
+    out = ours(x, memory, valid, track_event)
+    causal = nn.Transformer.generate_square_subsequent_mask(L)
+    ref = reference(x, memory[track_event], tgt_mask=causal, tgt_is_causal=True,
+                    memory_key_padding_mask=~valid[track_event])
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(out)
+    g_ours = torch.autograd.grad(out, (x, memory, *ours.parameters()), grad)
+    g_ref = torch.autograd.grad(ref, (x, memory, *reference.parameters()), grad)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    # Padded hits take no part: changing them leaves every output unchanged.
+    noisy = memory.detach().clone()
+    noisy[~valid] = 1e3
+    torch.testing.assert_close(ours(x, noisy, valid, track_event), out, atol=1e-5, rtol=1e-5)
+
+
 def test_teacher_tracks_matches_reference():
     rng = np.random.default_rng(1)
     ev = rng.integers(0, 3, 60)
@@ -79,7 +117,7 @@ def test_decode_without_model_knowledge_is_batched_and_stops():
     class Oracle(EncDec):
         """Decoder replaced by 'next hit = the seed's track continued' via a fixed lookup (tests snapping)."""
 
-        def decode(self, seq_x, memory, memory_valid):
+        def decode(self, seq_x, memory, memory_valid=None, track_event=None):
             mm = self.to_mm(seq_x)
             step = mm[:, -1:] - mm[:, -2:-1]
             return (mm + step - self.input_mean) / self.input_std, torch.full(seq_x.shape[:2], -5.0)

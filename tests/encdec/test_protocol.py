@@ -22,7 +22,7 @@ class _Extrapolator(EncDec):
 
     bias = 0.0
 
-    def decode(self, seq_x, memory, memory_valid):
+    def decode(self, seq_x, memory, memory_valid=None, track_event=None):
         mm = self.to_mm(seq_x)
         step = torch.zeros_like(mm)
         step[:, 1:] = mm[:, 1:] - mm[:, :-1]

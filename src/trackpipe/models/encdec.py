@@ -6,7 +6,11 @@ predicts the next hit of a track from the hits of the track so far.
   `backbone.Encoder` layers. No positional encoding: the hits are a set.
 * Decoder: hit embedding + learned positional encoding, causal self-attention over the track so far,
   cross-attention to the encoded event; a head gives the step (dx, dy, dz) to the next hit (in the
-  standardised input frame) and a stop logit.
+  standardised input frame) and a stop logit. The decoder layers compute exactly what
+  `nn.TransformerDecoderLayer(norm_first=True)` computes, but the cross-attention takes the encoded
+  events once (B, N, d) with the event of each track, instead of one copy of its event per track
+  (T, N, d): keys and values are projected once per event and the queries of all tracks of an event
+  attend together, so memory and work no longer grow as tracks x hits x d_model.
 * Training (teacher forcing): every true track of the batch, hits ordered by distance from the origin,
   truncated to `max_track_length`. Positions from the last seed hit onwards are supervised: the next
   hit's position (relative squared error |p - t|^2 / |t|^2 in mm, the quantity the 5 % margin metric
@@ -62,6 +66,82 @@ class _AttentionBlock(nn.Module):
         return self.norm2(a + self.drop(self.ff(a)))
 
 
+class TrackDecoderLayer(nn.Module):
+    """Pre-norm decoder layer: x += SA(LN1 x) (causal, per track); x += CA(LN2 x, event); x += FF(LN3 x).
+
+    The same function and parameter names as `nn.TransformerDecoderLayer(d, h, d_ff, dropout,
+    batch_first=True, norm_first=True)` (ReLU), so its weights load either way; the difference is the
+    cross-attention's input: `memory` (B, N, d) holds each encoded event once and `track_event` (T,)
+    says which event each track's queries attend to (see `grouped_cross_attention`).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.multihead_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.linear1, self.linear2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.dropout, self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(4))
+
+    def forward(self, x, memory, memory_valid, track_event, causal):
+        h = self.norm1(x)
+        x = x + self.dropout1(self.self_attn(h, h, h, attn_mask=causal, is_causal=True, need_weights=False)[0])
+        x = x + self.dropout2(grouped_cross_attention(self.multihead_attn, self.norm2(x), memory, memory_valid,
+                                                      track_event))
+        return x + self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(self.norm3(x))))))
+
+
+def grouped_cross_attention(mha: nn.MultiheadAttention, q_in: torch.Tensor, memory: torch.Tensor,
+                            memory_valid: torch.Tensor | None, track_event: torch.Tensor) -> torch.Tensor:
+    """`mha(q_in[t], memory[track_event[t]], memory[track_event[t]])` for every track t, without the copies.
+
+    q_in (T, L, d) queries of T tracks; memory (B, N, d); memory_valid (B, N) or None (all valid);
+    track_event (T,) event index of each track. Keys and values are projected once per event; the
+    queries of the tracks of event b are laid side by side into one sequence of (max tracks per event)
+    x L queries, which attends to event b's hits in one SDPA call (queries do not interact in
+    cross-attention, so this is the same result). Returns (T, L, d).
+    """
+    T, L, d = q_in.shape
+    B, N, _ = memory.shape
+    H = mha.num_heads
+    w, b = mha.in_proj_weight, mha.in_proj_bias
+    q = F.linear(q_in, w[:d], b[:d])
+    k = F.linear(memory, w[d:2 * d], b[d:2 * d])
+    v = F.linear(memory, w[2 * d:], b[2 * d:])
+    # Slot of each track among the tracks of its event (tracks may come in any order).
+    order = torch.argsort(track_event, stable=True)
+    counts = torch.bincount(track_event, minlength=B)
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.empty_like(track_event)
+    slot[order] = torch.arange(T, device=track_event.device) - first[track_event[order]]
+    S = int(counts.max()) if T else 0
+    grouped = q.new_zeros(B, S, L, d)
+    grouped[track_event, slot] = q
+
+    def heads(t):  # (B, n, d) -> (B, H, n, d / H)
+        return t.reshape(B, -1, H, d // H).transpose(1, 2)
+    mask = None if memory_valid is None else memory_valid[:, None, None, :]
+    out = F.scaled_dot_product_attention(heads(grouped.reshape(B, S * L, d)), heads(k), heads(v), attn_mask=mask,
+                                         dropout_p=mha.dropout if mha.training else 0.0)
+    out = out.transpose(1, 2).reshape(B, S, L, d)[track_event, slot]
+    return mha.out_proj(out)
+
+
+class TrackDecoder(nn.Module):
+    """A stack of `TrackDecoderLayer`s and a final LayerNorm (the layout of `nn.TransformerDecoder`)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, n_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(TrackDecoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x, memory, memory_valid, track_event):
+        causal = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
+        for layer in self.layers:
+            x = layer(x, memory, memory_valid, track_event, causal)
+        return self.norm(x)
+
+
 def teacher_tracks(event_index: np.ndarray, particle_id: np.ndarray, distance: np.ndarray, max_length: int,
                    min_length: int = SEED_HITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hits of every true track ordered by distance from the origin (vectorised over all tracks).
@@ -109,8 +189,7 @@ class EncDec(nn.Module):
                         if n_layers > 0 else None)
         self.track_embed = nn.Linear(3, d_model)
         self.position = nn.Embedding(max_track_length, d_model)
-        layer = nn.TransformerDecoderLayer(d_model, n_heads, d_ff, dropout, batch_first=True, norm_first=True)
-        self.decoder = nn.TransformerDecoder(layer, n_decoder_layers, norm=nn.LayerNorm(d_model))
+        self.decoder = TrackDecoder(d_model, n_heads, d_ff, dropout, n_decoder_layers)
         self.out = nn.Linear(d_model, 4)
 
     # -- the two halves, also used by the batched decoding ------------------------------------------
@@ -122,13 +201,21 @@ class EncDec(nn.Module):
             h = self.encoder(h, AttentionMask(valid))
         return h
 
-    def decode(self, seq_x: torch.Tensor, memory: torch.Tensor, memory_valid: torch.Tensor | None):
-        """seq_x (T, L, 3) standardised hits of T tracks; memory (T, N, d) -> next hit (T, L, 3), stop logit (T, L)."""
-        L = seq_x.shape[1]
+    def decode(self, seq_x: torch.Tensor, memory: torch.Tensor, memory_valid: torch.Tensor | None = None,
+               track_event: torch.Tensor | None = None):
+        """Next hit (T, L, 3) and stop logit (T, L) of T tracks.
+
+        seq_x (T, L, 3) standardised hits of the tracks so far; memory (B, N, d) the encoded events,
+        memory_valid (B, N) their real hits (None: all); track_event (T,) each track's event (None: all
+        tracks belong to the one event of memory).
+        """
+        T, L, _ = seq_x.shape
+        if track_event is None:
+            if memory.shape[0] != 1:
+                raise ValueError(f"track_event is needed with {memory.shape[0]} events in memory")
+            track_event = torch.zeros(T, dtype=torch.long, device=seq_x.device)
         h = self.track_embed(seq_x) + self.position(torch.arange(L, device=seq_x.device))
-        causal = nn.Transformer.generate_square_subsequent_mask(L, device=seq_x.device, dtype=h.dtype)
-        pad = None if memory_valid is None else ~memory_valid
-        h = self.decoder(h, memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=pad)
+        h = self.decoder(h, memory, memory_valid, track_event)
         o = self.out(h)
         return seq_x + o[..., :3], o[..., 3]
 
@@ -149,7 +236,7 @@ class EncDec(nn.Module):
         seq_x = x.reshape(B * N, 3)[seq_t.clamp(min=0)] * seq_valid[..., None]
         ev_t = torch.as_tensor(ev, device=x.device)
         memory = self.encode(x, valid)
-        nxt, stop = self.decode(seq_x, memory[ev_t], valid[ev_t])
+        nxt, stop = self.decode(seq_x, memory, valid, ev_t)
         return {"next": nxt, "stop_logit": stop, "seq_x": seq_x,
                 "lengths": torch.as_tensor(lengths, device=x.device)}
 

@@ -80,7 +80,7 @@ def decode_event(model, xyz: np.ndarray, seeds: np.ndarray, *, snap_distance: fl
     while len(open_) and seq.shape[1] + extra.shape[1] < max_length:
         current = np.concatenate([seq[open_], extra[open_]], axis=1)
         t0, c0 = time.perf_counter(), time.process_time()
-        nxt, stop = model.decode(x[torch.from_numpy(current).to(device)], memory.expand(len(open_), -1, -1), None)
+        nxt, stop = model.decode(x[torch.from_numpy(current).to(device)], memory)
         pred = model.to_mm(nxt[:, -1]).float().cpu().numpy()
         p_stop = torch.sigmoid(stop[:, -1].float()).cpu().numpy()
         device_s += time.perf_counter() - t0
@@ -147,7 +147,7 @@ def next_hit_accuracy(model, hits: pd.DataFrame, margin: float = 0.05, device=No
         x = (torch.from_numpy(xyz).to(device) - model.input_mean) / model.input_std
         memory = model.encode(x[None], torch.ones(1, len(xyz), dtype=torch.bool, device=device))
         seq_t = torch.from_numpy(seq).to(device)
-        nxt, _ = model.decode(x[seq_t.clamp(min=0)], memory.expand(len(seq), -1, -1), None)
+        nxt, _ = model.decode(x[seq_t.clamp(min=0)], memory)
         pred = model.to_mm(nxt).cpu().numpy()
     pos = np.arange(seq.shape[1])[None]
     has_next = (pos >= SEED_HITS - 1) & (pos < lengths[:, None] - 1)
