@@ -28,6 +28,11 @@ def pairs():
     return [(d, m) for m in MODELS for d in config["models"][m].get("datasets", [])]
 
 
+def evaluated_datasets():
+    """Datasets some model runs on: the rows of the summary tables (the others are data only)."""
+    return sorted({d for d, _ in pairs()})
+
+
 def trainable(model):
     return config["models"][model]["family"] not in CLASSICAL_FAMILIES
 

@@ -21,7 +21,7 @@ rule tables_and_figures:
         ),
     params:
         section=config.get("report", {}),
-        datasets=DATASETS,
+        datasets=evaluated_datasets(),
         models=MODELS,
         encdec_models=ENCDEC_MODELS,
     log:
