@@ -88,7 +88,7 @@ def _bench_unet(args, out: Path):
     from trackpipe.train.loop import train
 
     data = Path(args.data)
-    cfg = {"targets": {"bins": {"radial_coeff": 30, "pitch_coeff": 30, "azimuthal_coeff": 30}}}
+    cfg = {"targets": {"bins": 30}}  # 30 quantile bins per track parameter of whichever parameter set the data has
     res = train("unet", data / "train", out / "unet", val=data / "val", config=cfg, max_minutes=args.minutes,
                 epochs=args.epochs, seed=0, threads=args.threads)
     print(f"unet training: {res.status}, {res.epochs_done} epochs, best {res.best_epoch}")

@@ -115,8 +115,9 @@ def collect_results(results_dir) -> dict:
 
     Returns ``{"root", "metrics": {(dataset, model): dict}, "binned" | "per_event" | "timing" |
     "posteriors" | "submission": {(dataset, model): Path}, "stores": {dataset: Path},
-    "clustering" | "latency": {dataset: dict}, "encdec_protocol": {(dataset, model): dict}, "scaling": Path | None, "datasets", "models"}`` where
-    the last two list every name seen, in the paper's order.
+    "clustering" | "latency": {dataset: dict}, "encdec_protocol": {(dataset, model): dict},
+    "scaling": Path | None, "datasets", "models"}`` where the last two list every name seen, in the
+    paper's order.
     """
     root = Path(results_dir)
     found = {"root": root, "metrics": {}, "encdec_protocol": {}, **{k: {} for k in _PAIR_FILES}, "stores": {},
