@@ -89,6 +89,8 @@ def _bench_unet(args, out: Path):
 
     data = Path(args.data)
     cfg = {"targets": {"bins": 30}}  # 30 quantile bins per track parameter of whichever parameter set the data has
+    if args.interpolate_points is not None:
+        cfg["architecture"] = {"interpolate_points": args.interpolate_points}
     res = train("unet", data / "train", out / "unet", val=data / "val", config=cfg, max_minutes=args.minutes,
                 epochs=args.epochs, seed=0, threads=args.threads)
     print(f"unet training: {res.status}, {res.epochs_done} epochs, best {res.best_epoch}")
@@ -109,6 +111,8 @@ def main(argv=None):
     p.add_argument("--events", type=int, default=50, help="test events to evaluate")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--models", default="encdec,unet")
+    p.add_argument("--interpolate-points", type=int, default=None,
+                   help="unet: training-only interpolated points per hit gap (default: the model's, 10 as in the paper)")
     p.add_argument("--evaluate-only", action="store_true",
                    help="encdec: evaluate the model already in OUT/encdec without training it further")
     p.add_argument("--out", default="/tmp/bench_encdec_unet")
