@@ -32,10 +32,6 @@ from .progress import progress
 
 log = logging.getLogger(__name__)
 
-#: metrics.json-like keys written by `evaluate_encdec_protocol`.
-PROTOCOL_KEYS = ("next_hit_accuracy", "seed_excluded_trackml_score", "seed_excluded_fit_accuracy",
-                 "truth_seeded_wall_ms_median", "truth_seeded_wall_ms_p90")
-
 
 def evaluate_encdec_protocol(model_dir, data, out=None, *, max_events: int | None = None, device: str = "auto",
                              threads: int | None = None) -> dict:

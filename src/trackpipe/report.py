@@ -171,10 +171,11 @@ def make_encdec_table(results: dict, out_dir, *, datasets=None, models=None,
     protocol = results["encdec_protocol"]
     models = sorted({m for _, m in protocol}) if models is None else list(models)
     datasets = results["datasets"] if datasets is None else list(datasets)
-    for d, m in ((d, m) for d in datasets for m in models if (d, m) in results["metrics"]):
-        if (d, m) not in protocol:
-            _gaps(gaps).add("table_encdec", "no encdec_protocol.json", dataset=d, model=m)
-    if not models or not any(m in models for _, m in {**protocol, **results["metrics"]}):
+    for d in datasets:
+        for m in models:
+            if (d, m) in results["metrics"] and (d, m) not in protocol:
+                _gaps(gaps).add("table_encdec", "no encdec_protocol.json", dataset=d, model=m)
+    if not any(m in models for _, m in (*protocol, *results["metrics"])):
         return []
     return tables.write_table(tables.encdec_protocol_table(protocol, results["metrics"], datasets, models), out_dir)
 

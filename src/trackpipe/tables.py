@@ -234,8 +234,8 @@ def encdec_protocol_table(protocol: dict, metrics: dict, datasets=None, models=N
     from geometric seeds (Table 1's EncDec column) and the truth-seeded wall time per event (median).
     """
     models = {m for _, m in protocol} if models is None else models
-    found = {pair: True for pair in (*protocol, *metrics) if pair[1] in models}
-    datasets, models = _axes(found, datasets, models)
+    pairs = {pair: True for pair in (*protocol, *metrics) if pair[1] in models}
+    datasets, models = _axes(pairs, datasets, models)
     notes = _Notes()
     rows, records = [], []
     for dataset in datasets:
@@ -246,12 +246,12 @@ def encdec_protocol_table(protocol: dict, metrics: dict, datasets=None, models=N
             key = score_key(dataset)
             row, record = [dataset, model, key], {"dataset": dataset, "model": model, "metric": key}
             for label, source, field_key in ENCDEC_COLUMNS:
-                found = sources[source]
+                values = sources[source]
                 k = field_key or (f"seed_excluded_{key}" if source == "protocol" else key)
-                value = metric_value(found, k)
+                value = metric_value(values, k)
                 fmt = _fmt_ms if field_key and field_key.endswith("_ms_median") else "{:.3f}".format
-                row.append(notes.cell(found, value, fmt))
-                record[label] = _raw(found, value)
+                row.append(notes.cell(values, value, fmt))
+                record[label] = _raw(values, value)
             rows.append(row)
             records.append(record)
     labels = [label for label, _, _ in ENCDEC_COLUMNS]

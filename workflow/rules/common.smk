@@ -28,6 +28,11 @@ def pairs():
     return [(d, m) for m in MODELS for d in config["models"][m].get("datasets", [])]
 
 
+def model_gpus(wildcards):
+    """GPUs a model's train/predict-like job asks for: 1 unless the model says `gpu: false`."""
+    return 1 if config["models"][wildcards.model].get("gpu", True) else 0
+
+
 def evaluated_datasets():
     """Datasets some model runs on: the rows of the summary tables (the others are data only)."""
     return sorted({d for d, _ in pairs()})

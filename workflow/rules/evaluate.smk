@@ -41,7 +41,7 @@ rule encdec_protocol:
     resources:
         runtime=60,
         mem_mb=8000,
-        gpu=lambda wc: 1 if config["models"][wc.model].get("gpu", True) else 0,
+        gpu=model_gpus,
     wildcard_constraints:
         model=ENCDEC_PATTERN,
     conda:

@@ -19,7 +19,7 @@ rule train:
     resources:
         runtime=lambda wc: config["models"][wc.model].get("runtime", 60),
         mem_mb=8000,
-        gpu=lambda wc: 1 if config["models"][wc.model].get("gpu", True) else 0,
+        gpu=model_gpus,
     conda:
         "../envs/trackpipe.yaml"
     script:
@@ -43,7 +43,7 @@ rule predict:
     resources:
         runtime=60,
         mem_mb=8000,
-        gpu=lambda wc: 1 if config["models"][wc.model].get("gpu", True) else 0,
+        gpu=model_gpus,
     wildcard_constraints:
         model=TRAINED_PATTERN,
     conda:

@@ -114,7 +114,7 @@ def grouped_cross_attention(mha: nn.MultiheadAttention, q_in: torch.Tensor, memo
     first = torch.cumsum(counts, 0) - counts
     slot = torch.empty_like(track_event)
     slot[order] = torch.arange(T, device=track_event.device) - first[track_event[order]]
-    S = int(counts.max()) if T else 0
+    S = int(counts.max())  # counts has B >= 1 entries, all 0 when there are no tracks
     grouped = q.new_zeros(B, S, L, d)
     grouped[track_event, slot] = q
 
