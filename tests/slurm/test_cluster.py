@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -75,3 +76,4 @@ def test_stop_ends_running_jobs_and_only_its_daemons(tmp_path):
     assert not slurm_cluster._job_processes(conf)
     assert all(not os.path.exists(f"/proc/{p}") for p in pids)
     assert not (d / "daemons.json").exists() and (d / "log" / "slurmctld.log").exists()
+    shutil.rmtree(d)
