@@ -13,6 +13,7 @@ its process group (the slurm executor waits for its jobs on SIGTERM, so a hang w
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -243,7 +244,9 @@ def test_cancelled_training_resumes_to_the_same_weights(slurm, study, first_run)
     train = comment("train", "dataset=lin, model=tiny-cla")
     assert [(r["comment"], r["state"].split()[0]) for r in rows] == [(train, "CANCELLED"), (train, "COMPLETED")], rows
     log = (study / "results" / "logs" / "train" / "lin" / "tiny-cla.log").read_text()
-    assert "resumed from" in log, log[-3000:]
+    resumed_at = re.search(r"resumed from \S+ at epoch (\d+)", log)
+    assert resumed_at, log[-3000:]
+    assert 1 <= int(resumed_at.group(1)) < TINY["models"]["tiny-cla"]["epochs"]  # cancelled mid-way
     resumed = weights(model)
     assert resumed.keys() == uninterrupted.keys()
     for k, v in uninterrupted.items():
