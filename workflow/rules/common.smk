@@ -28,9 +28,30 @@ def pairs():
     return [(d, m) for m in MODELS for d in config["models"][m].get("datasets", [])]
 
 
+def gpus_of(model):
+    """GPUs a job of this model asks for: 1 unless the model says `gpu: false` (the cluster profile's
+    partition file then sends the job to a partition that has GPUs, or to one without)."""
+    return 1 if config["models"][model].get("gpu", True) else 0
+
+
 def model_gpus(wildcards):
-    """GPUs a model's train/predict-like job asks for: 1 unless the model says `gpu: false`."""
-    return 1 if config["models"][wildcards.model].get("gpu", True) else 0
+    return gpus_of(wildcards.model)
+
+
+def job_threads(kind):
+    """Threads of a model job (`train` or `predict`) from the config's `threads` (the profile sets none)."""
+    return int(config.get("threads", {}).get(kind, {"train": 2, "predict": 1}[kind]))
+
+
+def job_mem_mb(kind):
+    """Memory of a model job (`train` or `predict`) from the config's `mem_mb` (the profile sets none)."""
+    return int(config.get("mem_mb", {}).get(kind, 8000))
+
+
+def train_runtime(wildcards, attempt):
+    """Cluster minutes of a training job: the model's `runtime` on the first attempt, n times it on the
+    n-th (a retry resumes from the checkpoint of the attempt that ran out of time)."""
+    return int(config["models"][wildcards.model].get("runtime", 60)) * attempt
 
 
 def evaluated_datasets():

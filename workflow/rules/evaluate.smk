@@ -37,10 +37,10 @@ rule encdec_protocol:
         f"{RESULTS}/logs/encdec_protocol/{{dataset}}/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/encdec_protocol/{{dataset}}/{{model}}.tsv"
-    threads: config.get("threads", {}).get("predict", 1)
+    threads: job_threads("predict")
     resources:
-        runtime=60,
-        mem_mb=8000,
+        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=job_mem_mb("predict"),
         gpu=model_gpus,
     wildcard_constraints:
         model=ENCDEC_PATTERN,

@@ -16,10 +16,11 @@ rule locality_study:
         f"{RESULTS}/logs/locality/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/locality/{{dataset}}.tsv"
-    threads: config.get("threads", {}).get("predict", 1)
+    threads: job_threads("predict")
     resources:
-        runtime=60,
-        mem_mb=8000,
+        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=job_mem_mb("predict"),
+        gpu=lambda wc: gpus_of(config["locality_study"]["model"]),  # the latency table times the model
     conda:
         "../envs/trackpipe.yaml"
     script:
