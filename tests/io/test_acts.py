@@ -203,6 +203,21 @@ def test_sim_hits_are_the_hits_without_measurements(tmp_path):
     assert list(h.particle_id) == [P1] * 4 + [P2] * 2
 
 
+def test_empty_map_makes_every_measurement_noise(tmp_path):
+    _write_event(tmp_path)
+    _edit(tmp_path / f"{EV}-measurement-simhit-map.csv", lambda df: df.iloc[:0])
+    ev = ACTSSource(tmp_path).read_event(4)
+    assert (ev.hits.particle_id == 0).all() and (ev.particles.nhits == 0).all() and len(ev.particles) == 2
+
+
+def test_majority_tie_takes_the_lowest_particle_id(tmp_path):
+    _write_event(tmp_path)
+    # m4 -> sim hits 4 (particle 2) and 0 (particle 1): one each, so the lower packed id (particle 1) wins.
+    _edit(tmp_path / f"{EV}-measurement-simhit-map.csv", lambda df: df.drop(index=5))
+    h = ACTSSource(tmp_path).read_event(4).hits.set_index("hit_id")
+    assert P1 < P2 and h.loc[5, "particle_id"] == P1 and h.loc[5, "tz"] == 10.0
+
+
 # ---------------------------------------------------------------- bad input: file, event and column named
 
 

@@ -71,8 +71,12 @@ def test_every_measurement_and_particle_ingested(sample):
         np.testing.assert_array_equal(h.loc[truth.measurement_id + 1, "particle_id"], truth.pid)
         # Noise only where a measurement truly has no sim hit: none in these samples.
         assert (ev.hits.particle_id == 0).sum() == (~meas.measurement_id.isin(simmap.measurement_id)).sum() == 0
-        v = (sim.geometry_id.to_numpy(np.uint64) >> np.uint64(56)).astype(int)
-        assert set(ev.hits.volume_id) <= set(v)
+        # volume / layer / module: the ACTS GeometryIdentifier masks, decoded here with Python ints.
+        gid = [int(g) for g in meas.geometry_id]
+        want = pd.DataFrame({"volume_id": [g >> 56 for g in gid], "layer_id": [(g >> 36) & 0xFFF for g in gid],
+                             "module_id": [(g >> 8) & 0xFFFFF for g in gid]}, index=meas.measurement_id + 1)
+        pd.testing.assert_frame_equal(h.loc[want.index, list(want.columns)], want, check_dtype=False,
+                                      check_names=False)
 
 
 @pytest.mark.parametrize("sample", ALL)

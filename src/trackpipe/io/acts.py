@@ -378,17 +378,25 @@ def _link_measurements(mid, m_of, s_of, sim) -> dict:
     """Per measurement (order of `mid`): majority particle, its first sim-hit row (-1: no link), mean position.
 
     Majority = most linked sim hits, lowest packed particle id on ties; its first row = lowest row.
-    The position is the mean of *all* linked sim hits (ACTS's average sim hit).
+    The position is the mean of *all* linked sim hits (ACTS's average sim hit). Plain numpy: this runs
+    once per event and pandas' groupby overhead dominated small events.
     """
-    link = pd.DataFrame({"m": m_of, "s": s_of, "p": sim["pid"][s_of],
-                         "tx": sim["tx"][s_of], "ty": sim["ty"][s_of], "tz": sim["tz"][s_of]})
-    per = link.groupby(["m", "p"], sort=False).agg(n=("s", "size"), s=("s", "min")).reset_index()
-    per = per.sort_values(["m", "n", "p"], ascending=[True, False, True], kind="stable").drop_duplicates("m")
-    # Positional look-up, not reindex: a reindex with gaps goes through float64 and would corrupt 64-bit ids.
-    at = pd.Index(per.m.to_numpy()).get_indexer(mid)
-    has = at >= 0
-    mean = link.groupby("m")[["tx", "ty", "tz"]].mean()
-    mean_at = pd.Index(mean.index.to_numpy()).get_indexer(mid)
-    return {"particle_id": np.where(has, per.p.to_numpy(np.int64)[at], 0),
-            "first_row": np.where(has, per.s.to_numpy(np.int64)[at], -1),
-            "mean_xyz": np.where(has[:, None], mean.to_numpy(np.float64)[mean_at], np.nan)}
+    if len(m_of) == 0:  # an empty map: every measurement is noise
+        return {"particle_id": np.zeros(len(mid), np.int64), "first_row": np.full(len(mid), -1, np.int64),
+                "mean_xyz": np.full((len(mid), 3), np.nan)}
+    p_of = sim["pid"][s_of]
+    order = np.lexsort((s_of, p_of, m_of))  # by measurement, then particle, then sim-hit row
+    m, p, s = m_of[order], p_of[order], s_of[order]
+    starts = np.flatnonzero(np.r_[True, (m[1:] != m[:-1]) | (p[1:] != p[:-1])])  # one (measurement, particle) group
+    counts = np.diff(np.r_[starts, len(m)])
+    gm, gp, gs = m[starts], p[starts], s[starts]  # s[starts] is the group's lowest row
+    best = np.lexsort((gp, -counts, gm))  # per measurement: most sim hits first, then lowest particle id
+    best = best[np.r_[True, gm[best][1:] != gm[best][:-1]]]
+    per_m, per_p, per_s = gm[best], gp[best], gs[best]  # sorted by measurement id, unique
+    inverse = np.unique(m_of, return_inverse=True)[1]  # groups in the order of per_m
+    n_links = np.bincount(inverse)
+    mean = np.stack([np.bincount(inverse, weights=sim[c][s_of]) / n_links for c in ("tx", "ty", "tz")], axis=1)
+    at = np.minimum(np.searchsorted(per_m, mid), len(per_m) - 1)
+    has = per_m[at] == mid
+    return {"particle_id": np.where(has, per_p[at], 0), "first_row": np.where(has, per_s[at], -1),
+            "mean_xyz": np.where(has[:, None], mean[at], np.nan)}
