@@ -221,6 +221,20 @@ def test_majority_tie_takes_the_lowest_particle_id(tmp_path):
 # ---------------------------------------------------------------- bad input: file, event and column named
 
 
+def test_cells_without_measurements(tmp_path):
+    _write_event(tmp_path)
+    (tmp_path / f"{EV}-measurements.csv").unlink()
+    pd.DataFrame({"geometry_id": [1], "measurement_id": [0], "channel0": [1], "channel1": [2], "timestamp": [0.0],
+                  "value": [1.0]}).to_csv(tmp_path / f"{EV}-cells.csv", index=False)
+    _raises(tmp_path, "cells.csv", "measurement_id", match="no measurements file")
+
+
+def test_not_a_csv(tmp_path):
+    _write_event(tmp_path)
+    (tmp_path / f"{EV}-hits.csv").write_bytes(b"")
+    _raises(tmp_path, "hits.csv", None, match="not a valid CSV")
+
+
 def test_missing_column(tmp_path):
     _write_event(tmp_path)
     _edit(tmp_path / f"{EV}-measurements.csv", lambda df: df.drop(columns="geometry_id"))

@@ -168,10 +168,8 @@ class ACTSSource:
         try:
             # Particle and geometry ids are unsigned 64-bit: parse them as such, never through float.
             df = pd.read_csv(io.BytesIO(raw), header=0, index_col=False, dtype={c: "uint64" for c in _UINT64_COLUMNS})
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError):  # includes pandas' parser errors: the slow path names the problem
             df = _read_text(raw, path, event_id)
-        except (pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise DataError(f"not a valid CSV file: {e}", file=path, event=event_id) from None
         return df, path
 
     def _particle_ids(self, df: pd.DataFrame, path, event_id) -> np.ndarray:
@@ -305,12 +303,11 @@ class ACTSSource:
         if not has_measurements:
             raise DataError("cells refer to measurements, but the event has no measurements file", file=path,
                             event=event_id, column=mcol)
-        cells = pd.DataFrame({
-            "hit_id": _cast(cdf[mcol], np.dtype("int64"), file=path, event=event_id, column=mcol) + 1,
-            "ch0": _cast(cdf["channel0"], np.dtype("int32"), file=path, event=event_id, column="channel0"),
-            "ch1": _cast(cdf["channel1"], np.dtype("int32"), file=path, event=event_id, column="channel1"),
-            "value": _cast(cdf["value"], np.dtype("float64"), file=path, event=event_id, column="value").astype(np.float32),
-        })
+
+        def column(name, dtype):
+            return _cast(cdf[name], np.dtype(dtype), file=path, event=event_id, column=name)
+        cells = pd.DataFrame({"hit_id": column(mcol, "int64") + 1, "ch0": column("channel0", "int32"),
+                              "ch1": column("channel1", "int32"), "value": column("value", "float64").astype(np.float32)})
         return cells, path
 
     def read_event(self, event_id: int) -> Event:
