@@ -229,6 +229,8 @@ def test_cli_ingest_hepmc(tmp_path, capsys):
     # open_source passes the simulation section and seed; other formats accept and ignore them.
     src = open_source("hepmc", TAUS, trackml={"volumes": [7, 8, 9]}, seed=11)
     assert set(src.read_event(0).hits.volume_id) <= {7, 8, 9}
+    reduced = DATA.parent / "trackml_reduced" / "trackml_10to50_2events.csv"
+    assert open_source("trackml-reduced", reduced, trackml={"volumes": [7]}, seed=3).event_ids == [0, 1]
 
 
 def test_pdg_charge_rule():

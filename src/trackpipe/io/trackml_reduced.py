@@ -73,7 +73,8 @@ def detect_header(path: Path) -> bool:
         if len(fields) != len(COLUMNS):
             raise DataError(f"the first row has {len(fields)} fields; a header-less reduced-TrackML file has "
                             f"{len(COLUMNS)}: {COLUMNS}", file=path, event=None, column="line 1")
-        bad = [c for c, f in zip(COLUMNS, fields) if not _is_number(f)]
+        # Empty fields are missing values, reported with their event when it is read.
+        bad = [c for c, f in zip(COLUMNS, fields) if f and not _is_number(f)]
         if bad:
             raise DataError(f"the first row is data (no header) but has non-numeric value(s) in {bad}", file=path,
                             column=", ".join(bad))
