@@ -24,6 +24,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "hepmc"
 EPOS = DATA / "eposlhc_large.hepmc3.gz"  # one 10 TeV pp event, 2661 particles, full decay tree
 TAUS = DATA / "ee_tautau_5events.hepmc3"  # five e+e- -> tau+ tau- events (taus undecayed, status 1)
 PARTON = DATA / "parton_level_1event.hepmc3"
+SIBYLL = DATA / "sibyll21_no_vertices.hepmc3"  # one event, no vertices, its E line right after the header
 # Charges (e) of the long-lived particles generators leave in the final state; independent of pdg_charge3.
 CHARGED = {11: -1, 13: -1, 15: -1, 211: 1, 321: 1, 2212: 1, 3112: -1, 3222: 1, 3312: -1, 3334: -1}
 NEUTRAL = {12, 14, 16, 22, 111, 130, 310, 2112, 3122, 3212, 3322}
@@ -123,6 +124,17 @@ def test_tau_events_numbers_and_gzip_equals_plain(tmp_path):
     assert a.event_ids == b.event_ids
     for eid in (0, 4):
         pd.testing.assert_frame_equal(a.read_event(eid).hits, b.read_event(eid).hits)
+
+
+def test_event_without_vertices_starts_at_the_event_position():
+    src = HepMCSource(SIBYLL, trackml={"generator": {"beam_spot": [0.0, 0.0, 0.0]}})
+    ((number, truth),) = _file_particles(SIBYLL)
+    assert src.event_ids == [number] == [0]
+    ev = src.read_event(0)
+    expected = _charged_in_acceptance(truth)
+    assert len(ev.particles) == len(expected) > 3
+    np.testing.assert_array_equal(ev.particles[["vx", "vy", "vz"]].to_numpy(), 0.0)
+    np.testing.assert_array_equal(ev.particles.particle_type, expected.pdg)
 
 
 def test_units_mev_cm_are_converted(tmp_path):

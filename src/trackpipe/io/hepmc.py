@@ -101,13 +101,14 @@ def _open_bytes(path: Path):
 def scan_event_numbers(path: Path) -> list[int]:
     """Event numbers of every `E` line, in file order, after checking the HepMC3 ASCII header."""
     numbers: list[int] = []
+    head: list[bytes] = []
     try:
         with _open_bytes(path) as f:
-            head = [line.strip() for _, line in zip(range(3), f)]
-            if _V3_LISTING not in head:
-                what = "a HepMC2 (IO_GenEvent) file" if any(b"IO_GenEvent" in h for h in head) else "not HepMC3 ASCII"
-                raise DataError(f"{what}: expected the line {_V3_LISTING.decode()!r} in the header", file=path)
             for line in f:
+                if len(head) < 3:  # the listing line comes within the first lines (after the version)
+                    head.append(line.strip())
+                    if len(head) == 3 and _V3_LISTING not in head:
+                        _reject_header(head, path)
                 if line.startswith(b"E "):
                     fields = line.split(maxsplit=2)
                     try:
@@ -116,9 +117,16 @@ def scan_event_numbers(path: Path) -> list[int]:
                         raise DataError(f"malformed event line {line[:60]!r}", file=path, event=len(numbers)) from None
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"cannot read the file (truncated or corrupt?): {e}", file=path) from None
+    if _V3_LISTING not in head:
+        _reject_header(head, path)
     if not numbers:
         raise DataError("no events (no 'E' lines) in the HepMC3 file", file=path)
     return numbers
+
+
+def _reject_header(head: list[bytes], path) -> None:
+    what = "a HepMC2 (IO_GenEvent) file" if any(b"IO_GenEvent" in h for h in head) else "not HepMC3 ASCII"
+    raise DataError(f"{what}: expected the line {_V3_LISTING.decode()!r} in the header", file=path)
 
 
 class HepMCSource:
