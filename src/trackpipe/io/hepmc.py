@@ -238,8 +238,9 @@ def charged_final_state(ev, generator_cfg: dict, *, file, event) -> dict:
     if fractional:
         raise DataError(f"final-state (status 1) particles with fractional charge, PDG ids {sorted(fractional)}: "
                         "a parton-level file? Hadronise it first", file=file, event=event, column="pid")
-    q = np.array([charge3.get(int(p), 0) // 3 for p in pdg], np.int64)
-    final = np.flatnonzero((status == 1) & (q != 0))
+    final = np.flatnonzero(status == 1)
+    q = np.array([charge3[int(p)] // 3 for p in pdg[final]], np.int64)
+    final, q = final[q != 0], q[q != 0]
     px, py, pz, e = (np.asarray(getattr(arr, k), float)[final] * gev for k in ("px", "py", "pz", "e"))
     gen_mass = np.asarray(arr.generated_mass, float)[final] * gev
     mass_set = np.asarray(arr.is_generated_mass_set, bool)[final]
@@ -256,5 +257,5 @@ def charged_final_state(ev, generator_cfg: dict, *, file, event) -> dict:
         vtx[k] = (pos.x, pos.y, pos.z)
     vtx *= mm
     keep = in_acceptance(px, py, pz, generator_cfg)
-    return dict(px=px[keep], py=py[keep], pz=pz[keep], q=q[final][keep], pdg=pdg[final][keep], mass=mass[keep],
+    return dict(px=px[keep], py=py[keep], pz=pz[keep], q=q[keep], pdg=pdg[final][keep], mass=mass[keep],
                 vx=vtx[keep, 0], vy=vtx[keep, 1], vz=vtx[keep, 2])
