@@ -23,6 +23,11 @@ def run(args) -> int:
     else:
         from ..io.redvid import write_redvid_csv
 
+        # A REDVID row holds its hit's track and the track's parameters: nothing to write without truth.
+        store.require_truth("REDVID export")
         write_redvid_csv(Path(args.out), store.iter_events())
-    print(f"wrote {len(store)} event(s) to {args.out}")
+    parts = "" if store.has_truth else (" (hits and cells only: the store has no truth, so no truth or particles "
+                                         "file was written)" if store.has_cells else
+                                         " (hits only: the store has no truth, so no truth or particles file was written)")
+    print(f"wrote {len(store)} event(s) to {args.out}{parts}")
     return 0
