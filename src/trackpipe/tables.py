@@ -162,7 +162,8 @@ def table1(results: dict, datasets=None, models=None) -> Table:
     """Table 1: score per dataset × model (FitAccuracy on REDVID datasets, TrackML score otherwise).
 
     `results` maps ``(dataset, model)`` to the dict read from its metrics.json; a pair absent from it
-    was not run and shows ``–``; one whose metrics say ``"truth": false`` shows ``no truth``. `datasets`/`models` fix which rows/columns appear (default: every
+    was not run and shows ``–``; one whose metrics say ``"truth": false`` shows ``no truth``.
+    `datasets`/`models` fix which rows/columns appear (default: every
     name in `results`), always in the paper's order.
     """
     datasets, models = _axes(results, datasets, models)

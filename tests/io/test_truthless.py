@@ -138,6 +138,14 @@ def test_reading_truth_columns_names_the_missing_truth(store):
         st.require_truth("training")
 
 
+def test_training_on_it_names_the_missing_truth(store, tmp_path):
+    from trackpipe.train.loop import train
+
+    with pytest.raises(DataError, match="the store has no truth") as e:
+        train("enccla", store, tmp_path / "m", val=store, epochs=1)
+    assert str(store) in e.value.file
+
+
 def test_info_shows_it(store, capsys):
     assert main(["info", str(store)]) == 0
     assert "truth      no (truth-less store" in capsys.readouterr().out
