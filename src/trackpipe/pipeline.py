@@ -139,19 +139,29 @@ def _launch_ddp(n: int, family, cfg, train, val, work, section, seed, threads) -
         raise subprocess.CalledProcessError(proc.returncode, cmd)
 
 
-def predict_for_workflow(*, section: dict, model_dir, data, out, timing, gpus: int = 0, threads: int = 1) -> None:
+def predict_for_workflow(*, section: dict, model_dir, data, out, timing, gpus: int = 0, threads: int = 1) -> dict:
     """Predict tracks for every event of the store `data`; write the submission and per-event timing.
 
-    Classifiers also write `posteriors.parquet` beside the submission (softmax of a few hits, Fig. 7).
+    Classical families (`CLASSICAL`) run their tracker with `section["params"]` and need no `model_dir`
+    (also the path of `trackpipe predict --model helix-dbscan`). Classifiers also write
+    `posteriors.parquet` beside the submission (softmax of a few hits, Fig. 7), except on a store without
+    truth (posteriors record each hit's true class; the notice is logged). Returns the timing summary
+    (`evaluate.prediction_timing_summary`; for a classical tracker only when `timing` is written).
     """
+    from .io.store import EventStore
+
     family = section["family"]
     if family in CLASSICAL:
+        from .evaluate import prediction_timing_summary, read_timing
         from .tracking.runner import helix_dbscan_tracker, run_tracker
 
         run_tracker(data, helix_dbscan_tracker(section.get("params")), out, timing_csv=timing, desc=family)
-        return
+        return {} if timing is None else prediction_timing_summary(read_timing(timing))
     from .predict import predict
 
     device = choose_device(gpus)
     posteriors = Path(out).with_name("posteriors.parquet") if family in POSTERIOR_FAMILIES else None
-    predict(model_dir, data, out, timing=timing, posteriors=posteriors, threads=threads, device=device)
+    if posteriors is not None and not EventStore(data).has_truth:
+        log.info("no posteriors for %s: the store %s has no truth (no true class to show)", family, data)
+        posteriors = None
+    return predict(model_dir, data, out, timing=timing, posteriors=posteriors, threads=threads, device=device)

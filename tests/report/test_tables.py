@@ -171,3 +171,30 @@ def test_encdec_table_puts_the_protocol_beside_the_full_event_score(tmp_path):
     check_latex(paths[2].read_text(), n_columns=len(t.header), n_rows=3)
     csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False).set_index("dataset")
     assert float(csv.loc["redvid-helical-10-50", "truth seeds, seeds excl."]) == 0.71
+
+
+def test_dataset_without_truth_shows_no_truth_for_scores_and_its_times(metrics, tmp_path):
+    """metrics.json with "truth": false (Kaggle-like test events): 'no truth' for the score, not n/a or a
+    gap, in the display and the CSV; Table 2 keeps the times."""
+    truthless = {"truth": False, "n_events": 3, "wall_ms_median": 120.0, "wall_ms_p90": 150.0,
+                 "device_ms_median": 100.0, "device_ms_p90": 110.0, "host_cpu_ms_median": 5.0,
+                 "host_cpu_ms_p90": 6.0, "device": "cpu"}
+    results = {**metrics, ("kaggle-test", "helix-dbscan"): truthless, ("kaggle-test", "enccla"): truthless}
+    t1 = tables.table1(results)
+    row = next(r for r in t1.rows if r[0] == "kaggle-test")
+    columns = dict(zip(t1.header, row))
+    assert columns["helix-dbscan"] == columns["enccla"] == tables.NO_TRUTH
+    assert columns["encreg"] == tables.GAP  # not run there: still a gap, not "no truth"
+    assert tables.NO_TRUTH_NOTE in t1.notes
+    paths = tables.write_table(t1, tmp_path)
+    csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False).set_index("dataset")
+    assert csv.loc["kaggle-test", "helix-dbscan"] == tables.NO_TRUTH
+    t2 = tables.table2(results)
+    times = {r[1]: dict(zip(t2.header, r)) for r in t2.rows if r[0] == "kaggle-test"}
+    assert times["wall ms"]["helix-dbscan"] == "120 (150)"
+    assert times["device (GPU) ms"]["enccla"] == f"100{tables.CPU_DEVICE_MARK} (110)"
+    assert tables.NO_TRUTH_NOTE not in t2.notes
+    # The EncDec table: the full-event score of a truth-less dataset says so, its time column is timing.
+    t3 = tables.encdec_protocol_table({}, {("kaggle-test", "encdec"): truthless}, models=["encdec"])
+    assert t3.rows == [["kaggle-test", "encdec", "trackml_score", tables.GAP, tables.GAP, tables.NO_TRUTH,
+                        tables.GAP]]

@@ -43,9 +43,17 @@ def ingest(fmt: str, src, out, *, skip_bad: bool = False, overwrite: bool = Fals
 
     A bad event stops the ingest with its error and nothing is written, unless `skip_bad`: then the
     event is left out, logged, and listed in the returned summary and the store's manifest.
+
+    Events without truth (TrackML hits and cells only, as in the Kaggle test set) make a store marked
+    truth-less (manifest ``"truth": false``), with one logged notice; a source that mixes events with
+    and without truth is a DataError even with `skip_bad` (it is no bad event but a bad input set).
     """
     source = open_source(fmt, src, trackml=trackml, seed=seed)
     ids = source.event_ids[:max_events] if max_events else source.event_ids
+    truth = bool(getattr(source, "has_truth", True))  # formats without the notion always carry truth
+    if not truth:
+        log.warning("no truth files: the %d event(s) in %s have hits but neither truth nor particles files; "
+                    "store marked truth-less; it can be predicted and exported, not scored", len(ids), src)
     skipped = []
     meta = {"source": {"format": fmt, "path": str(Path(src))}}
     # Sources that simulate (hepmc) say what made the hits: seed, configuration.
@@ -63,4 +71,4 @@ def ingest(fmt: str, src, out, *, skip_bad: bool = False, overwrite: bool = Fals
         writer.metadata["skipped_events"] = skipped
         if len(skipped) == len(ids):
             raise DataError(f"every event was rejected ({len(ids)}); nothing written", file=src)
-    return {"events": len(ids) - len(skipped), "skipped": skipped, "out": str(out)}
+    return {"events": len(ids) - len(skipped), "skipped": skipped, "out": str(out), "truth": truth}
