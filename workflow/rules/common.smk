@@ -23,6 +23,25 @@ def n_shards(dataset):
     return int(config["datasets"][dataset].get("shards", 1))
 
 
+def source_members_of(datasets):
+    """Every sourced dataset's files (in reading order), resolved now so that a path matching nothing
+    fails the plan, naming the dataset and the path. Relative paths: relative to the working directory."""
+    if not datasets:
+        return {}
+    from trackpipe.sources import source_members
+
+    out = {}
+    for d in datasets:
+        src = config["datasets"][d]["source"]
+        out[d] = [str(p) for p in source_members(src["format"], src["path"], where=f"datasets.{d}.source.path")]
+    return out
+
+
+def source_inputs(wildcards):
+    """The files an ingest job reads: changing or replacing one of them reruns the dataset."""
+    return SOURCE_MEMBERS[wildcards.dataset]
+
+
 def pairs():
     """(dataset, model) pairs the study evaluates, in config order."""
     return [(d, m) for m in MODELS for d in config["models"][m].get("datasets", [])]
@@ -71,6 +90,11 @@ def name_pattern(names):
     return "|".join(map(re.escape, names)) or "NONE"
 
 
+# Datasets read from files (`source:`) are ingested, the others simulated: two disjoint name patterns.
+SOURCED = [d for d in DATASETS if config["datasets"][d].get("source")]
+SIMULATED = [d for d in DATASETS if d not in SOURCED]
+SOURCED_PATTERN, SIMULATED_PATTERN = name_pattern(SOURCED), name_pattern(SIMULATED)
+SOURCE_MEMBERS = source_members_of(SOURCED)
 TRAINED_PATTERN = name_pattern([m for m in MODELS if trainable(m)])
 CLASSICAL_PATTERN = name_pattern([m for m in MODELS if not trainable(m)])
 ENCDEC_MODELS = [m for m in MODELS if config["models"][m]["family"] == "encdec"]
