@@ -150,14 +150,18 @@ def test_sharded_ingest_reads_only_its_events_and_merges(tmp_path, trackml_dir, 
     monkeypatch.chdir(tmp_path)  # relative paths are relative to the working directory
     section = {"source": {"format": "trackml", "path": "data/train_*.zip"}, "events": 4, "split": [2, 1, 1],
                "reduce": {"n_particles": [5, 10], "repeats": 2}, "shards": 3, "seed": 4}
-    reads = []
-    original = MultiSource.read_event
+    reads, unzipped = [], []
+    original, unzip = MultiSource.read_event, zipfile.ZipFile.read
     monkeypatch.setattr(MultiSource, "read_event", lambda self, e, **kw: reads.append(e) or original(self, e, **kw))
-    infos = []
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, *a: unzipped.append(name) or unzip(self, name, *a))
     for i in range(3):
         reads.clear()
-        infos.append(build_dataset("real", section, tmp_path / f"s{i}", shard=(i, 3), plots=False))
-        assert reads == [[1], [2], [5, 6]][i]  # contiguous thirds of the first 4 events, nothing else
+        unzipped.clear()
+        build_dataset("real", section, tmp_path / f"s{i}", shard=(i, 3), plots=False)
+        mine = [[1], [2], [5, 6]][i]  # contiguous thirds of the first 4 events
+        assert reads == mine
+        # Listing the events of every zip decompresses nothing: the job unzips only its own events' files.
+        assert sorted(unzipped) == sorted(f"train/event{e:09d}-{p}.csv.gz" for e in mine for p in PARTS)
     merged = merge_dataset([tmp_path / f"s{i}" for i in range(3)], tmp_path / "merged", name="real", plots=False)
     full = build_dataset("real", section, tmp_path / "full", plots=False)
     assert merged["source_ids"] == full["source_ids"] and sorted(sum(full["source_ids"].values(), [])) == [1, 2, 5, 6]
