@@ -17,6 +17,7 @@ from trackpipe.io.trackml import TrackMLSource
 from trackpipe.sources import MultiSource, open_dataset_source, source_members
 
 ROOT = Path(__file__).resolve().parents[2]
+ACTS = ROOT / "tests" / "data" / "acts"
 PARTS = ("hits", "particles", "truth")
 
 
@@ -100,7 +101,8 @@ def test_missing_paths_are_config_errors_naming_them(tmp_path):
 
 
 def test_redvid_and_acts_directories(tmp_path):
-    import test_acts
+    import shutil
+
     from trackpipe.io.redvid import write_redvid_csv
     from trackpipe.sim.redvid import simulate_redvid
 
@@ -112,15 +114,17 @@ def test_redvid_and_acts_directories(tmp_path):
     assert src.event_ids == [0, 1, 2, 3, 4] and src.file_of(4) == rv / "part2.csv"
     assert len(src.read_event(4).hits) > 0
 
+    # Real ACTS samples (tests/data/acts): a directory of event directories is one source ...
     acts = tmp_path / "acts"
-    for run, eid in (("run1", 4), ("run2", 9)):
-        (acts / run).mkdir(parents=True)
-        test_acts._write_event(acts / run, False)
-        if eid != 4:
-            for f in (acts / run).iterdir():
-                f.rename(f.with_name(f.name.replace("event000000004", f"event{eid:09d}")))
+    shutil.copytree(ACTS / "traccc_single_tracks", acts / "run1")
+    (acts / "README").write_text("neither an event directory nor read")
     src = open_dataset_source({"format": "acts", "path": str(acts)})
-    assert src.event_ids == [4, 9] and src.read_event(9).event_id == 9
+    assert src.event_ids == [0, 1, 2] and src.read_event(2).event_id == 2
+    # ... and the GNN4ITk event 0 beside them repeats event id 0: an error naming both directories.
+    shutil.copytree(ACTS / "gnn4itk_odd" / "exact", acts / "run2")
+    with pytest.raises(DataError, match="event id 0 is in two source files") as err:
+        open_dataset_source({"format": "acts", "path": str(acts / "run*")})
+    assert str(acts / "run1") in str(err.value) and str(acts / "run2") in str(err.value)
 
 
 def test_source_sections():

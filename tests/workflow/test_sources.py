@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 import yaml
 from test_dag import planned_jobs, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# The paper's level 4 on TrackML: pixel volumes, 10-50 particles, 5 repeats per source event.
+LEVEL4 = {"volumes": [7, 8, 9], "n_particles": [10, 50], "repeats": 5}
 
 
 def _trackml_zip(workdir, trackml_dir):
@@ -18,20 +26,16 @@ def _trackml_zip(workdir, trackml_dir):
     with zipfile.ZipFile(path, "w") as z:
         for part in ("hits", "particles", "truth"):
             z.write(trackml_dir / f"event000000001-{part}.csv.gz", f"train_1/event000000001-{part}.csv.gz")
-    return {"format": "trackml", "path": "data/trackml/train_*.zip"}, ["data/trackml/train_1.zip"], [1]
+    return {"format": "trackml", "path": "data/trackml/train_*.zip"}, ["data/trackml/train_1.zip"], [1], LEVEL4
 
 
 def _acts_dir(workdir, trackml_dir):
-    """The hand-written ACTS examples CSV event of tests/io/test_acts.py (event 4)."""
-    import test_acts
-
-    path = workdir / "data" / "acts"
-    path.mkdir(parents=True)
-    test_acts._write_event(path, False)
-    return {"format": "acts", "path": "data/acts"}, ["data/acts"], [4]
+    """The real GNN4ITk ACTS examples event (tests/data/acts, OpenDataDetector volumes: all of them kept)."""
+    shutil.copytree(ROOT / "tests" / "data" / "acts" / "gnn4itk_odd" / "exact", workdir / "data" / "acts")
+    return {"format": "acts", "path": "data/acts"}, ["data/acts"], [0], dict(LEVEL4, volumes=None)
 
 
-# One line per source format; each builds its files under the workdir and returns (source, files, ids).
+# One line per source format; each puts its files under the workdir and returns (source, files, ids, reduce).
 SOURCES = {"trackml-zip": _trackml_zip, "acts-dir": _acts_dir}
 
 
@@ -45,18 +49,17 @@ def _config(datasets: dict) -> dict:
     }
 
 
-def _sourced(source: dict, **extra) -> dict:
-    # Everything in the test split, reduced as the paper's level 4: pixel volumes, 10-50 particles, 5 repeats.
-    return {"source": source, "split": [0, 0, 1], "plots": False, "seed": 3,
-            "reduce": {"volumes": [7, 8, 9], "n_particles": [10, 50], "repeats": 5}, **extra}
+def _sourced(source: dict, reduce=LEVEL4, **extra) -> dict:
+    # Everything in the test split (one source event), reduced to 5 events.
+    return {"source": source, "split": [0, 0, 1], "plots": False, "seed": 3, "reduce": reduce, **extra}
 
 
 @pytest.mark.slow  # a real Snakemake run of 7 jobs: 25-35 s per case on 2 shared cores
 @pytest.mark.parametrize("case", sorted(SOURCES))
 def test_sourced_dataset_to_table1(workdir, snakemake, trackml_dir, case):
     exe, env = snakemake
-    source, files, ids = SOURCES[case](workdir, trackml_dir)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(_config({"real": _sourced(source)})))
+    source, files, ids, reduce = SOURCES[case](workdir, trackml_dir)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(_config({"real": _sourced(source, reduce)})))
     run(exe, env, workdir, "--cores", "2")
     info = json.loads((workdir / "results" / "data" / "real" / "dataset.json").read_text())
     assert info["source"] == source["path"] and info["source_format"] == source["format"]
@@ -71,7 +74,7 @@ def test_sourced_dataset_to_table1(workdir, snakemake, trackml_dir, case):
 
 def test_sharded_source_plans_ingest_jobs_only(workdir, snakemake, trackml_dir):
     exe, env = snakemake
-    source, _, _ = _trackml_zip(workdir, trackml_dir)
+    source = _trackml_zip(workdir, trackml_dir)[0]
     sim = {"kind": "redvid", "events": 10, "plots": False, "redvid": {"track_types": ["linear"]}}
     (workdir / "config" / "config.yaml").write_text(
         yaml.safe_dump(_config({"real": _sourced(source, shards=3), "sim": sim})))
