@@ -137,6 +137,11 @@ def dataset_section(name: str, section: dict | None = None) -> dict:
         defaults = DEFAULT_SIM if simulator == "redvid" else DEFAULT_TRACKML
         sim = merge_section(defaults, named.get(simulator), f"datasets.{name}.{simulator}")
         sec[simulator] = merge_section(sim, section.get(simulator), f"datasets.{name}.{simulator}")
+        if source is not None and not any("mu" in ((s.get("trackml") or {}).get("generator") or {})
+                                          for s in (named, section)):
+            # A HepMC file's event is the collision: pile-up only when asked for, as trackpipe.io.hepmc
+            # does (the simulator's default <mu> = 200 would bury it); recorded as mu 0.
+            sec["trackml"]["generator"]["mu"] = 0.0
     reduce = section["reduce"] if "reduce" in section and section["reduce"] is None else named.get("reduce")
     if "reduce" in section and section["reduce"] is not None:
         reduce = merge_section(DEFAULT_REDUCE if reduce is None else merge_section(DEFAULT_REDUCE, reduce, name),

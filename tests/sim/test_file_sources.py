@@ -127,6 +127,33 @@ def test_redvid_and_acts_directories(tmp_path):
     assert str(acts / "run1") in str(err.value) and str(acts / "run2") in str(err.value)
 
 
+def test_hepmc_and_reduced_trackml_files(tmp_path):
+    from trackpipe.io.ingest import open_source
+
+    # Real HepMC3 files (tests/data/hepmc) by glob: the e+e- file's events 0-4, then EPOS-LHC's event 127.
+    hepmc = {"format": "hepmc", "path": str(ROOT / "tests" / "data" / "hepmc" / "e*.hepmc3*")}
+    assert open_dataset_source(hepmc).event_ids == [0, 1, 2, 3, 4, 127]
+    info = build_dataset("hep", {"source": hepmc, "events": 2, "split": [1, 0, 0], "seed": 9}, tmp_path / "hep",
+                         plots=False)
+    assert info["source_ids"]["train"] == [0, 1] and info["config"]["trackml"]["generator"]["mu"] == 0.0
+    # No pile-up unless asked for: the same hits as the HepMC reader's own default.
+    direct = open_source("hepmc", ROOT / "tests" / "data" / "hepmc" / "ee_tautau_5events.hepmc3", seed=9).read_event(1)
+    pd.testing.assert_frame_equal(EventStore(tmp_path / "hep" / "train").read_event(1).hits.reset_index(drop=True),
+                                  direct.hits.reset_index(drop=True), check_dtype=False, check_like=True)
+    piled = dataset_section("tth-pu200", {"source": hepmc})["trackml"]["generator"]
+    assert piled["mu"] == 200.0 and piled["process"] == "tth"  # a named pile-up level keeps its <mu>
+    # The e+e- file and SIBYLL's file both number their first event 0.
+    with pytest.raises(DataError, match="event id 0 is in two source files"):
+        open_dataset_source({"format": "hepmc", "path": str(ROOT / "tests" / "data" / "hepmc" / "[es][ei]*.hepmc3")})
+
+    reduced = tmp_path / "reduced"
+    reduced.mkdir()
+    (reduced / "trackml_10to50_2events.csv").write_bytes(
+        (ROOT / "tests" / "data" / "trackml_reduced" / "trackml_10to50_2events.csv").read_bytes())
+    src = open_dataset_source({"format": "trackml-reduced", "path": str(reduced)})
+    assert src.event_ids == [0, 1] and src.members_used == [reduced / "trackml_10to50_2events.csv"]
+
+
 def test_source_sections():
     sec = dataset_section("trackml-10-50", {"source": {"format": "trackml", "path": "x.zip"}})
     # The named dataset's reduction and split apply; its simulated event count and simulator do not.
