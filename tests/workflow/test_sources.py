@@ -49,12 +49,29 @@ def _reduced_csv(workdir, trackml_dir):
 SOURCES = {"trackml-zip": _trackml_zip, "acts-dir": _acts_dir, "reduced-csv": _reduced_csv}
 
 
-def _config(datasets: dict) -> dict:
+def _new_version(path: Path) -> None:
+    """Replace a source member by a new version (a bare `touch` of a small file is not one: Snakemake keeps
+    its checksum and ignores the mtime): a zip gains an unread member, a CSV a blank line, a directory a file."""
+    if path.is_dir():
+        (path / "notes.txt").write_text("not an event file\n")
+    elif path.suffix == ".zip":
+        with zipfile.ZipFile(path, "a") as z:
+            z.writestr("notes.txt", "not an event file\n")
+    else:
+        with open(path, "a") as f:
+            f.write("\n")
+
+
+# A tiny simulated dataset beside the sourced one (data only: no model runs on it).
+SIM = {"kind": "redvid", "events": 4, "plots": False, "redvid": {"track_types": ["linear"], "n_tracks": [3, 5]}}
+
+
+def _config(datasets: dict, evaluated=("real",)) -> dict:
     return {
         "seed": 5,
         "reference_trackml": None,
         "datasets": datasets,
-        "models": {"helix": {"family": "helix-dbscan", "datasets": sorted(datasets), "gpu": False}},
+        "models": {"helix": {"family": "helix-dbscan", "datasets": list(evaluated), "gpu": False}},
         "evaluate": {"bootstrap": 5},
     }
 
@@ -64,12 +81,13 @@ def _sourced(source: dict, reduce=LEVEL4, **extra) -> dict:
     return {"source": source, "split": [0, 0, 1], "plots": False, "seed": 3, "reduce": reduce, **extra}
 
 
-@pytest.mark.slow  # a real Snakemake run of 6 jobs: 25-40 s per case on 2 shared cores
+@pytest.mark.slow  # a real Snakemake run of 8 jobs: 15-40 s per case on 2 shared cores
 @pytest.mark.parametrize("case", sorted(SOURCES))
 def test_sourced_dataset_to_table1(workdir, snakemake, trackml_dir, case):
     exe, env = snakemake
     source, files, ids, reduce = SOURCES[case](workdir, trackml_dir)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(_config({"real": _sourced(source, reduce)})))
+    cfg = _config({"real": _sourced(source, reduce), "sim": SIM})
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     run(exe, env, workdir, "--cores", "2")
     info = json.loads((workdir / "results" / "data" / "real" / "dataset.json").read_text())
     assert info["source"] == source["path"] and info["source_format"] == source["format"]
@@ -81,13 +99,21 @@ def test_sourced_dataset_to_table1(workdir, snakemake, trackml_dir, case):
     assert 0.0 <= score <= 1.0
     assert planned_jobs(exe, env, workdir) == set()  # nothing left to do
 
+    # Editing the other dataset reruns nothing of this one; replacing a source file reruns it all.
+    cfg["datasets"]["sim"]["events"] = 5
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert {r for r, w in planned_jobs(exe, env, workdir) if "real" in w} == set()
+    _new_version(workdir / files[0])
+    assert {r for r, w in planned_jobs(exe, env, workdir) if "real" in w} >= {"ingest_shard", "merge_dataset",
+                                                                              "predict_classical", "evaluate"}
+
 
 def test_sharded_source_plans_ingest_jobs_only(workdir, snakemake, trackml_dir):
     exe, env = snakemake
     source = _trackml_zip(workdir, trackml_dir)[0]
     sim = {"kind": "redvid", "events": 10, "plots": False, "redvid": {"track_types": ["linear"]}}
     (workdir / "config" / "config.yaml").write_text(
-        yaml.safe_dump(_config({"real": _sourced(source, shards=3), "sim": sim})))
+        yaml.safe_dump(_config({"real": _sourced(source, shards=3), "sim": sim}, evaluated=("real", "sim"))))
     jobs = planned_jobs(exe, env, workdir)
     assert {w for r, w in jobs if r == "ingest_shard"} == {f"dataset=real, shard={i}" for i in range(3)}
     assert {w for r, w in jobs if r == "simulate_shard"} == {"dataset=sim, shard=0"}
