@@ -173,3 +173,18 @@ def test_nan_inconsistent_and_weight_errors_name_event_and_column(tmp_path):
         assert e.value.event == (event if row == track_row else int(raw.event_id[noise_row]))
     # Noise rows carry no particle: their empty particle columns are not an error.
     assert raw.loc[raw.particle_id == 0, "px"].isna().all()
+
+
+def test_strip_hits_without_tz_are_scored_without_a_pixel_score(tmp_path):
+    """The format has no simulated positions (tz), which the pixel-restricted weights need: the full
+    score is computed, the pixel score is left out rather than guessed."""
+    from trackpipe.evaluate import evaluate_submission
+    from trackpipe.io.ingest import ingest
+
+    ingest("trackml-reduced", NO_HEADER, tmp_path / "store")
+    hits = EventStore(tmp_path / "store").hits(columns=["event_id", "hit_id", "particle_id", "volume_id"])
+    assert "tz" not in EventStore(tmp_path / "store").hits().columns
+    assert not hits.volume_id.isin([7, 8, 9]).all()  # strip hits present
+    perfect = hits.assign(track_id=hits.particle_id)[["event_id", "hit_id", "track_id"]]
+    metrics = evaluate_submission(tmp_path / "store", perfect).metrics
+    assert metrics["trackml_score"] == pytest.approx(1.0) and metrics["trackml_score_pixel"] is None

@@ -76,6 +76,7 @@ def test_pixel_only_submission_is_scored_on_pixel_hits(trackml_store, trackml_ev
     m = score_submission(trackml_store, tmp_path / "pix.csv")
     assert m["pixel_only"] and m["trackml_score"] is None
     assert m["trackml_score_pixel"] == pytest.approx(1.0) and m["fit_accuracy"] == 1.0 and m["dm_efficiency"] == 1.0
+    assert m["headline"] == "trackml_score"
     assert m["n_hits"] == len(pixel)
     with pytest.raises(DataError, match="missing from the submission") as err:
         score_submission(trackml_store, tmp_path / "pix.csv", pixel_only=False)
@@ -119,6 +120,7 @@ def test_redvid_like_store_has_no_kinematic_selection(tmp_path):
     write_submission(tmp_path / "sub.csv", sub)
     m = evaluate(tmp_path / "redvid", tmp_path / "sub.csv", tmp_path / "out", bootstrap=50)
     assert m["selection"] == "none (REDVID: no momentum)" and m["pt_min"] is None and m["max_eta"] is None
+    assert m["headline"] == "fit_accuracy"  # the tables' metric for this dataset, whatever its name
     assert "trackml_score_pixel" not in m
     assert m["fit_accuracy"] == pytest.approx(m["trackml_score"]) and m["fit_accuracy"] < 1.0
     # Every track (>= 3 hits on >= 3 layers) is selected although its momentum is 0.

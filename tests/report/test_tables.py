@@ -198,3 +198,17 @@ def test_dataset_without_truth_shows_no_truth_for_scores_and_its_times(metrics, 
     t3 = tables.encdec_protocol_table({}, {("kaggle-test", "encdec"): truthless}, models=["encdec"])
     assert t3.rows == [["kaggle-test", "encdec", "trackml_score", tables.GAP, tables.GAP, tables.NO_TRUTH,
                         tables.GAP]]
+
+
+def test_headline_metric_comes_from_the_evaluation_not_the_name():
+    """A file-sourced REDVID set may have any name: the metric follows what evaluation wrote."""
+    results = {("zenodo-linear", "enccla"): {"truth": True, "headline": "fit_accuracy", "fit_accuracy": 0.91,
+                                              "trackml_score": 0.5},
+               ("redvid-renamed-real", "enccla"): {"truth": True, "headline": "trackml_score",
+                                                   "fit_accuracy": 0.2, "trackml_score": 0.7}}
+    t = tables.table1(results)
+    rows = {r[0]: r[1:] for r in t.rows}
+    assert rows["zenodo-linear"] == ["fit_accuracy", "0.910"]
+    assert rows["redvid-renamed-real"] == ["trackml_score", "0.700"]
+    # Without a headline in any metrics (older results), the name decides as before.
+    assert tables.score_key("redvid-x") == "fit_accuracy" and tables.score_key("acts-x") == "trackml_score"
