@@ -142,6 +142,25 @@ class MultiSource:
         return self._member(self._member_of[int(event_id)]).read_event(int(event_id), **kwargs)
 
 
+def source_has_truth(fmt: str, members) -> bool:
+    """Whether a source's files carry truth, from their listing alone (nothing is decompressed).
+
+    Only TrackML files come without it (the challenge's test events: hits and cells only); the other
+    formats always have truth. Members with and without truth in one source are an error naming both.
+    """
+    if fmt != "trackml":
+        return True
+    from .io.trackml import TrackMLSource
+
+    flags = {Path(m): TrackMLSource(m).has_truth for m in members}
+    if len(set(flags.values())) > 1:
+        with_truth = next(m for m, f in flags.items() if f)
+        without = next(m for m, f in flags.items() if not f)
+        raise DataError(f"the source mixes files with truth ({with_truth}) and without ({without}); make them two "
+                        "datasets", file=without)
+    return all(flags.values())
+
+
 def open_dataset_source(source: dict, *, limit: int | None = None, trackml: dict | None = None, seed: int = 0,
                         where: str = "source") -> MultiSource:
     """The `MultiSource` of a dataset's ``source: {format, path}`` section."""

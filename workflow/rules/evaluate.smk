@@ -30,7 +30,7 @@ rule encdec_protocol:
     """EncDec under the paper's protocol (truth seeds, seed hits excluded, teacher-forced next-hit accuracy)."""
     input:
         data=f"{RESULTS}/data/{{dataset}}",
-        model=f"{RESULTS}/models/{{dataset}}/{{model}}",
+        model=model_dir,
     output:
         f"{RESULTS}/eval/{{dataset}}/{{model}}/encdec_protocol.json",
     log:

@@ -5,7 +5,7 @@
 rule locality_study:
     input:
         data=f"{RESULTS}/data/{{dataset}}",
-        model=lambda wc: f"{RESULTS}/models/{wc.dataset}/{config['locality_study']['model']}",
+        model=lambda wc: f"{RESULTS}/models/{training_dataset(wc.dataset)}/{config['locality_study']['model']}",
     output:
         clustering=f"{RESULTS}/locality/{{dataset}}/clustering.json",
         latency=f"{RESULTS}/locality/{{dataset}}/latency.json",

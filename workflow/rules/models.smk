@@ -29,7 +29,7 @@ rule train:
 rule predict:
     input:
         data=f"{RESULTS}/data/{{dataset}}",
-        model=f"{RESULTS}/models/{{dataset}}/{{model}}",
+        model=model_dir,
     output:
         submission=f"{RESULTS}/predict/{{dataset}}/{{model}}/submission.csv",
         timing=f"{RESULTS}/predict/{{dataset}}/{{model}}/timing.csv",
