@@ -4,7 +4,7 @@ A model uses locality clusters when its ``architecture.attention_options`` holds
 (or its backend is ``cluster-blocked``, which then takes the defaults below)::
 
     locality:
-      algorithm: dbscan      # a name from locality.clustering (dbscan | iterative_window | density_peaks | grid_window)
+      algorithm: grid_window # a name from locality.clustering (dbscan | iterative_window | density_peaks | grid_window)
       clustering: {}         # per-region parameters {barrel: {...}, endcap: {...}} (locality.pipeline.REGION_DEFAULTS)
       projection: {}         # locality.projection.PROJECTION_DEFAULTS overrides
       blocks: {}             # locality.blocks.BLOCK_DEFAULTS overrides (block_size, min_bucket)
@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 
-LOCALITY_DEFAULTS = {"algorithm": "iterative_window", "clustering": {}, "projection": {}, "blocks": {},
+LOCALITY_DEFAULTS = {"algorithm": "grid_window", "clustering": {}, "projection": {}, "blocks": {},
                      "train_chunk_hits": 0}
 
 
