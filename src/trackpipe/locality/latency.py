@@ -50,12 +50,11 @@ STUDY_DEFAULTS = {
 
 
 def _device_tables(blocks, device, attention: str) -> None:
-    """Build the device-side structures of the tables now (they are cached on the tables object)."""
-    from .attention import _bucket_tensors
+    """Build the device-side structures of the tables now (they are cached with the tables)."""
+    from .attention import _bucket_tensors, cluster_block_mask
 
     if device.type == "cuda" and attention in ("flex", "cluster-blocked"):
-        masks = blocks.__dict__.setdefault("_block_masks", {})
-        masks.setdefault(str(device), blocks.block_mask(device=device))
+        cluster_block_mask(blocks, device)
     _bucket_tensors(blocks, device)
 
 
