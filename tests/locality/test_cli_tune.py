@@ -10,16 +10,21 @@ from trackpipe.locality.metrics import locality_metrics
 from trackpipe.locality.pipeline import cluster_event
 from trackpipe.locality.tune import grid_points, tune
 
-KEYS = {"reconstructible_ratio", "attention_fraction", "n_clusters", "cluster_dm_efficiency", "seconds_per_event"}
+KEYS = {"region", "reconstructible_ratio", "full_containment", "oracle_dm_efficiency", "attention_fraction",
+        "n_clusters", "cluster_dm_efficiency", "seconds_per_event"}
 
 
 def test_cli_json_per_region(trackml_dir, capsys):
     assert main(["locality", "--data", str(trackml_dir), "--algorithm", "grid_window", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"grid_window"}
-    for region in ("barrel", "endcap"):
-        assert KEYS <= set(out["grid_window"][region])
-        assert 0 < out["grid_window"][region]["attention_fraction"] < 1
+    for region in ("barrel", "endcap", "all"):
+        row = out["grid_window"][region]
+        assert KEYS <= set(row) and row["region"] == region
+        assert 0 < row["attention_fraction"] < 1
+        # the real (sparse) event: the default overlapping windows lose no pT > 0.9 GeV track
+        assert row["oracle_dm_efficiency"] == 1.0
+        assert row["full_containment"] <= row["reconstructible_ratio"]
 
 
 def test_cli_table_and_bad_arguments(trackml_dir, capsys):
@@ -27,6 +32,7 @@ def test_cli_table_and_bad_arguments(trackml_dir, capsys):
     assert main(["locality", "--data", str(trackml_dir), "--algorithm", "dbscan", "--params", params]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["algorithm", "region"] and len(lines) == 4
+    assert "full" in lines[0] and "oracle" in lines[0]
     assert main(["locality", "--data", str(trackml_dir), "--algorithm", "kmeans"]) == 2
     assert "kmeans" in capsys.readouterr().err
     assert main(["locality", "--data", str(trackml_dir), "--params", '{"clustering": {"dbscan": {"moon": {}}}}',
