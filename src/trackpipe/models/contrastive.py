@@ -124,5 +124,7 @@ class ContrastiveModel(nn.Module):
         anchor = valid & (particle > 0)
         if self.pt_min is not None:  # stores without momenta (REDVID) set pt_min: null
             anchor &= batch["pt"].reshape(-1) > self.pt_min
+        if "interior" in batch:  # training chunks cut from a region: hits cut from some windows are keys only
+            anchor &= batch["interior"].reshape(-1)
         loss, n = contrastive_loss(emb.reshape(B * N, E), particle, anchor, blocks, self.temperature)
         return loss, {"con_loss_sum": float(loss.detach()) * n, "con_anchors": float(n)}
