@@ -164,6 +164,24 @@ def build_blocks(hit_index, cluster_id, n_hits: int, params: dict | None = None)
         hit_multiplicity=mult.astype(np.int64))
 
 
+def batch_blocks(event_blocks: list, n_max: int):
+    """Tables of a batch flattened to B·n_max hits (one event: its own tables, unchanged): event b's hit i
+    is position b·n_max + i, and every padding position is a single-hit cluster of its own."""
+    if len(event_blocks) == 1 and event_blocks[0].n_hits == n_max:
+        return event_blocks[0]
+    index, cluster, offset = [], [], 0
+    for b, eb in enumerate(event_blocks):
+        index.append(eb.token_hit + b * n_max)
+        cluster.append(eb.token_cluster + offset)
+        offset += eb.n_clusters
+        pad = np.arange(eb.n_hits, n_max, dtype=np.int64)
+        index.append(pad + b * n_max)
+        cluster.append(offset + np.arange(len(pad), dtype=np.int64))
+        offset += len(pad)
+    return build_blocks(np.concatenate(index), np.concatenate(cluster), len(event_blocks) * n_max,
+                        {"block_size": event_blocks[0].block_size})
+
+
 def _digest(arrays: dict, meta: dict) -> str:
     h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     for name in _ARRAYS:

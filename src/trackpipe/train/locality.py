@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..locality.blocks import batch_blocks  # noqa: F401  (re-export: train/data.py imports it from here)
 
 LOCALITY_DEFAULTS = {"algorithm": "grid_window", "clustering": {}, "projection": {}, "blocks": {},
                      "train_chunk_hits": 0}
@@ -76,25 +77,6 @@ def attach_locality(data, hits: pd.DataFrame, particles: pd.DataFrame | None, se
     data.blocks = blocks
     if particles is not None:
         data.fields["pt"] = hit_pt(hits, particles)
-
-
-def batch_blocks(event_blocks: list, n_max: int):
-    """Tables of a batch flattened to B·n_max hits (one event: its own tables, unchanged)."""
-    from ..locality.blocks import build_blocks
-
-    if len(event_blocks) == 1 and event_blocks[0].n_hits == n_max:
-        return event_blocks[0]
-    index, cluster, offset = [], [], 0
-    for b, eb in enumerate(event_blocks):
-        index.append(eb.token_hit + b * n_max)
-        cluster.append(eb.token_cluster + offset)
-        offset += eb.n_clusters
-        pad = np.arange(eb.n_hits, n_max, dtype=np.int64)
-        index.append(pad + b * n_max)
-        cluster.append(offset + np.arange(len(pad), dtype=np.int64))
-        offset += len(pad)
-    return build_blocks(np.concatenate(index), np.concatenate(cluster), len(event_blocks) * n_max,
-                        {"block_size": event_blocks[0].block_size})
 
 
 def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False):
