@@ -15,7 +15,8 @@ includes a compile; the warm-up time per bucket and the number of compiled graph
 (``latency_warmup.json``). Medians over the timed events are reported.
 
 ``locality_study(store, out_dir, config)`` writes ``clustering.json`` ({algorithm: {region: metrics}}),
-``latency.json`` ({component: ms}) and ``latency_warmup.json`` (compile / warm-up time per bucket); with a
+``latency.json`` ({component: ms}) and ``latency_warmup.json`` (compile / warm-up time per bucket); with
+``tune`` set, ``tuned.json`` (the parameters chosen on the validation split and every candidate); with a
 trained ``model_dir`` also ``efficiency.json`` (DM efficiency, pT > 0.9 GeV, per region and vs pT and eta,
 on the timed events).
 """
@@ -47,6 +48,8 @@ STUDY_DEFAULTS = {
     "warmup": 1,
     "device": "auto",
     "threads": None,
+    "tune": None,           # {split, max_events, target_fraction, objective, grids}: tune each algorithm on that
+                            # split (locality.tune.tune_on_split) and study the tuned parameters; null = as given
     "pt_bins": [0.9, 1.5, 3.0, 10.0, 100.0],
     "eta_bins": [-4.0, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 4.0],
 }
@@ -237,8 +240,17 @@ def locality_study(store, out_dir, config: dict | None = None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     volumes = None if cfg["volumes"] is None else tuple(cfg["volumes"])
-    clustering = compare_clustering(store, list(cfg["algorithms"]), cfg["params"], volumes=volumes or None,
-                          max_events=cfg["max_events"])
+    params = cfg["params"]
+    tuned = None
+    if cfg["tune"] is not None and cfg["algorithms"]:
+        from .tune import tune_on_split
+
+        tuned = tune_on_split(store, list(cfg["algorithms"]), cfg["tune"], params, volumes=volumes or None)
+        write_json(out_dir / "tuned.json", tuned)
+        params = {**params, "clustering": {**params.get("clustering", {}),
+                                           **{algo: t["params"] for algo, t in tuned.items()}}}
+    clustering = compare_clustering(store, list(cfg["algorithms"]), params, volumes=volumes or None,
+                                    max_events=cfg["max_events"])
     write_json(out_dir / "clustering.json", clustering)
     latency, per_event, submission, warm = latency_breakdown(
         store, model_dir=cfg["model_dir"], model_section=cfg["model"], events=cfg["latency_events"],
@@ -247,6 +259,8 @@ def locality_study(store, out_dir, config: dict | None = None) -> dict:
     write_json(out_dir / "latency_warmup.json", warm)
     write_csv(out_dir / "latency_per_event.csv", per_event)
     result = {"clustering": clustering, "latency": latency, "latency_warmup": warm}
+    if tuned is not None:
+        result["tuned"] = tuned
     if cfg["model_dir"] is not None:
         st = EventStore(store)
         ids = submission.event_id.unique()
