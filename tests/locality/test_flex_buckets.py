@@ -61,3 +61,27 @@ def test_cluster_block_mask_path_compiles_once_per_bucket():
         assert (out - cluster_blocked_attention(q, k, v, blocks)).abs().max() <= 1e-5
     assert len(set(sizes)) == 10 and buckets == {4, 8}
     assert _graphs() == len(buckets)
+
+
+@pytest.mark.compile
+@pytest.mark.skipif(not A.compiler_available("cpu"), reason="torch.compile has no C++ compiler on this machine")
+@pytest.mark.skipif(os.environ.get("TRACKPIPE_SKIP_COMPILE_TESTS") == "1", reason="TRACKPIPE_SKIP_COMPILE_TESTS=1")
+def test_running_past_the_recompile_limit_fails_loudly(monkeypatch):
+    """Past the limit torch would silently run eager flex (an N² score matrix); here it raises instead."""
+    from trackpipe.locality import flex as flex_module
+
+    monkeypatch.setattr(flex_module, "RECOMPILE_LIMIT", 1)
+    rng = np.random.default_rng(1)
+    fn = build_attention("flex", {"compile": "always"})
+    _fresh_compiler()
+    for i, n in enumerate((150, 400)):  # buckets of 4 and 8 blocks of 64 tokens
+        blocks = _event_tables(n, rng, block_size=64)
+        q, k, v = (torch.randn(1, 2, n, 16) for _ in range(3))
+        mask = AttentionMask(torch.ones(1, n, dtype=torch.bool), extra={"blocks": blocks})
+        with torch.no_grad():
+            if i == 0:
+                fn(q, k, v, mask)
+            else:
+                with pytest.raises(Exception, match="(?i)recompile"):
+                    fn(q, k, v, mask)
+    _fresh_compiler()

@@ -10,6 +10,10 @@ attention work: padded query blocks get no key blocks in the masks built for buc
 (``ClusterBlocks.block_mask(bucket=True)``, ``models.attention.padding_block_mask(length=...)``), so the
 kernel skips them, and padded keys are never visited.
 
+Compiled calls run with torch's recompile limit raised to ``RECOMPILE_LIMIT`` (the buckets, times batch
+sizes and dtypes, may exceed the default 8) and ``fail_on_recompile_limit_hit``: running past the limit
+then raises instead of silently falling back to eager flex and its N² score matrix.
+
 Both masks' ``mask_mod`` closures capture tensors only (cluster ids, key validity): tensors are graph
 inputs, while captured Python numbers would become guarded constants and force recompiles.
 """
@@ -20,6 +24,9 @@ import functools
 
 import torch
 import torch.nn.functional as F
+
+
+RECOMPILE_LIMIT = 64
 
 
 def bucket_blocks(n_blocks: int) -> int:
@@ -49,11 +56,13 @@ def flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask, *, compi
     """
     from torch.nn.attention.flex_attention import flex_attention
 
-    fn = compiled_flex() if compiled else flex_attention
     n, length = q.shape[2], int(block_mask.seq_lengths[0])
     if length < n:
         raise ValueError(f"the BlockMask covers {length} positions but the sequence has {n}")
-    if length == n:
-        return fn(q, k, v, block_mask=block_mask, scale=scale)
-    pad = (0, 0, 0, length - n)
-    return fn(F.pad(q, pad), F.pad(k, pad), F.pad(v, pad), block_mask=block_mask, scale=scale)[:, :, :n]
+    if length > n:
+        pad = (0, 0, 0, length - n)
+        q, k, v = F.pad(q, pad), F.pad(k, pad), F.pad(v, pad)
+    if not compiled:
+        return flex_attention(q, k, v, block_mask=block_mask, scale=scale)[:, :, :n]
+    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT, fail_on_recompile_limit_hit=True):
+        return compiled_flex()(q, k, v, block_mask=block_mask, scale=scale)[:, :, :n]
