@@ -61,6 +61,8 @@ TIMING_QUANTITIES = (
 #: Locality clustering table: (clustering.json key, display label, format).
 CLUSTERING_COLUMNS = (
     ("reconstructible_ratio", "recon. ratio", "{:.3f}"),
+    ("full_containment", "full containment", "{:.3f}"),
+    ("oracle_dm_efficiency", "oracle DM", "{:.3f}"),
     ("cluster_dm_efficiency", "DM eff.", "{:.3f}"),
     ("n_clusters", "clusters", "{:.0f}"),
     ("attention_fraction", "attn. fraction", "{:.6f}"),
@@ -299,8 +301,9 @@ def locality_clustering_table(clustering: dict, dataset: str) -> Table:
     """The clustering comparison of the slides: one row per region and algorithm.
 
     `clustering` is the content of ``results/locality/{dataset}/clustering.json``:
-    ``{algorithm: {region: {reconstructible_ratio, attention_fraction, n_clusters,
-    cluster_dm_efficiency, seconds_per_event}}}``. Absent quantities show ``n/a``.
+    ``{algorithm: {region: {reconstructible_ratio, full_containment, oracle_dm_efficiency,
+    attention_fraction, n_clusters, cluster_dm_efficiency, seconds_per_event}}}``. Absent quantities
+    show ``n/a``.
     """
     notes = _Notes()
     rows, records = [], []
@@ -320,7 +323,9 @@ def locality_clustering_table(clustering: dict, dataset: str) -> Table:
     keys = [k for k, _, _ in CLUSTERING_COLUMNS]
     caption = (f"Locality clustering on {dataset}, per detector region and algorithm: reconstructible ratio "
                "(particles with pT > 0.9 GeV and >= 3 hits having >= 50 % of their hits in one cluster), "
-               "double-majority efficiency of the clusters alone, number of clusters, attention fraction "
+               "full containment (all their hits in one neighbourhood), oracle DM (the double-majority "
+               "efficiency of the project's track formation on a perfect embedding: the ceiling the "
+               "neighbourhoods allow), double-majority efficiency of the clusters alone, number of clusters, attention fraction "
                "(sum of squared cluster sizes over N squared) and clustering time per event.")
     return Table(f"locality_clustering_{dataset}", caption,
                  ["region", "algorithm", *[label for _, label, _ in CLUSTERING_COLUMNS]], rows,

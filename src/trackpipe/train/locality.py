@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..locality.blocks import batch_blocks  # noqa: F401  (re-export: train/data.py imports it from here)
 
 LOCALITY_DEFAULTS = {"algorithm": "grid_window", "clustering": {}, "projection": {}, "blocks": {},
                      "train_chunk_hits": 0}
