@@ -6,7 +6,12 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A config given on the command line stands alone: the embedded default is read only when none is given.
+# (Snakemake would otherwise merge --configfile into it, so every key the given file leaves out would
+# silently come from the demo; cluster jobs receive the same --configfiles and take the same branch.)
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

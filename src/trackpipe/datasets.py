@@ -15,7 +15,13 @@ Section keys (defaults in `DEFAULT_SECTION`, per-dataset defaults in `DATASETS`)
 fractions or counts), ``shards`` (jobs the workflow should use), ``redvid`` (the `sim.redvid`
 config), ``trackml`` (the `sim.trackml_like` config), ``reduce`` (null or the `reduce` config),
 ``plots`` (write validation plots), ``reference_trackml`` (real TrackML directory overlaid on the
-validation plots of TrackML-like data).
+validation plots of TrackML-like data), ``source`` (null: simulate; ``{format, path}``: read real
+events from files, `trackpipe.sources`).
+
+A sourced dataset takes the named dataset's defaults like a simulated one, except three: ``events``
+caps the source events at the first N and defaults to all of them, ``kind`` follows the format
+(redvid -> redvid, every other format -> trackml) unless given, and the simulator sub-sections do
+not apply (only a ``hepmc`` source keeps ``trackml``: its detector and pile-up simulation).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from .io.atomic import atomic_path
 from .io.store import StoreWriter, merge_stores
 from .reduce import DEFAULT_REDUCE, SPLITS, reduce_event, source_rng, split_of_sources
 from .config import merge_section
+from .sources import kind_of_format
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,7 @@ DEFAULT_SECTION = {
     "reduce": None,    # null or completed with reduce.DEFAULT_REDUCE
     "plots": True,
     "reference_trackml": None,
+    "source": None,    # null or {format, path} (trackpipe.sources)
 }
 
 _PIXEL = [7, 8, 9]
@@ -103,16 +111,37 @@ def dataset_section(name: str, section: dict | None = None) -> dict:
     if name not in DATASETS and not section:
         raise ConfigError(f"unknown dataset {name!r} and no config section for it; known: {sorted(DATASETS)}")
     named, section = DATASETS.get(name, {}), dict(section or {})
+    source = _source_section(name, section.get("source"))
+    if source is not None:
+        # Read events: all of them unless capped, the kind of the format, no simulator settings.
+        named = {k: v for k, v in named.items() if k not in ("events", "kind")}
+        section = {"events": None, "kind": kind_of_format(source["format"]), **section, "source": source}
     subs = ("redvid", "trackml", "reduce")
     sec = merge_section(DEFAULT_SECTION, {k: v for k, v in named.items() if k not in subs}, f"datasets.{name}")
     sec = merge_section(sec, {k: v for k, v in section.items() if k not in subs}, f"datasets.{name}")
     if sec["kind"] not in ("redvid", "trackml"):
         raise ConfigError(f"datasets.{name}.kind: {sec['kind']!r} is not 'redvid' or 'trackml'")
-    defaults = DEFAULT_SIM if sec["kind"] == "redvid" else DEFAULT_TRACKML
     kind = sec["kind"]
-    sim = merge_section(defaults, named.get(kind), f"datasets.{name}.{kind}")
-    sec[kind] = merge_section(sim, section.get(kind), f"datasets.{name}.{kind}")
-    sec.pop("trackml" if kind == "redvid" else "redvid")
+    if source is None:
+        simulator = kind
+    else:
+        simulator = "trackml" if source["format"] == "hepmc" else None
+        for unused in {"redvid", "trackml"} - {simulator}:
+            if section.get(unused):
+                raise ConfigError(f"datasets.{name}.{unused}: a dataset read from {source['format']} files is not "
+                                  f"simulated (only a hepmc source uses the trackml section)")
+    for sub in ("redvid", "trackml"):
+        if sub != simulator:
+            sec.pop(sub)
+    if simulator is not None:
+        defaults = DEFAULT_SIM if simulator == "redvid" else DEFAULT_TRACKML
+        sim = merge_section(defaults, named.get(simulator), f"datasets.{name}.{simulator}")
+        sec[simulator] = merge_section(sim, section.get(simulator), f"datasets.{name}.{simulator}")
+        if source is not None and not any("mu" in ((s.get("trackml") or {}).get("generator") or {})
+                                          for s in (named, section)):
+            # A HepMC file's event is the collision: pile-up only when asked for, as trackpipe.io.hepmc
+            # does (the simulator's default <mu> = 200 would bury it); recorded as mu 0.
+            sec["trackml"]["generator"]["mu"] = 0.0
     reduce = section["reduce"] if "reduce" in section and section["reduce"] is None else named.get("reduce")
     if "reduce" in section and section["reduce"] is not None:
         reduce = merge_section(DEFAULT_REDUCE if reduce is None else merge_section(DEFAULT_REDUCE, reduce, name),
@@ -120,9 +149,24 @@ def dataset_section(name: str, section: dict | None = None) -> dict:
     elif reduce is not None:
         reduce = merge_section(DEFAULT_REDUCE, reduce, f"datasets.{name}.reduce")
     sec["reduce"] = reduce
-    if int(sec["events"]) < 1:
-        raise ConfigError(f"datasets.{name}.events must be >= 1")
+    if (sec["events"] is None and source is None) or (sec["events"] is not None and int(sec["events"]) < 1):
+        raise ConfigError(f"datasets.{name}.events must be >= 1 (only a dataset with a source may leave it unset)")
     return sec
+
+
+def _source_section(name: str, source) -> dict | None:
+    """A dataset's ``source`` checked: null, or exactly {format, path} with a known format."""
+    if source is None:
+        return None
+    where = f"datasets.{name}.source"
+    if not isinstance(source, dict):
+        raise ConfigError(f"{where}: expected {{format: ..., path: ...}}, got {source!r}")
+    source = merge_section({"format": None, "path": None}, source, where)
+    for key in ("format", "path"):
+        if not source[key]:
+            raise ConfigError(f"{where}.{key} is required")
+    kind_of_format(source["format"])
+    return {"format": str(source["format"]), "path": str(source["path"])}
 
 
 def shard_range(n: int, shard, align: int = 1) -> range:
@@ -135,30 +179,38 @@ def shard_range(n: int, shard, align: int = 1) -> range:
     return range(min(lo, n), min(hi, n))
 
 
-def _sources(sec: dict, *, n_events, seed, trackml_csv, redvid_csv):
-    """(list of source event ids in index order, a function ids -> events, batch alignment)."""
+def _file_source(name: str, sec: dict, trackml_csv, redvid_csv) -> dict | None:
+    """The files the events come from: the section's ``source``, or the CLI's ``--trackml-csv`` /
+    ``--redvid-csv`` for a dataset of that kind; None to simulate."""
+    cli = {"trackml": trackml_csv, "redvid": redvid_csv}.get(sec["kind"])
+    if sec["source"] is not None and cli:
+        raise ConfigError(f"datasets.{name}: both a source in the config ({sec['source']['path']}) and {cli} given")
+    if sec["source"] is not None:
+        return sec["source"]
+    return {"format": sec["kind"], "path": str(cli)} if cli else None
+
+
+def _sources(name: str, sec: dict, source: dict | None, *, n_events, seed):
+    """(list of source event ids in index order, a function ids -> events, batch alignment, files read)."""
     kind = sec["kind"]
-    if kind == "redvid" and redvid_csv:
-        from .io.redvid import REDVIDSource
+    if source is not None:
+        from .sources import open_dataset_source
 
-        src = REDVIDSource(redvid_csv)
-        ids = src.event_ids[:n_events]
-        return ids, lambda sel: (src.read_event(e) for e in sel), 1
-    if kind == "trackml" and trackml_csv:
-        from .io.trackml import TrackMLSource
-
-        src = TrackMLSource(trackml_csv)
-        ids = src.event_ids[:n_events]
-        return ids, lambda sel: (src.read_event(e, with_cells=False) for e in sel), 1
-    ids = list(range(n_events))
+        src = open_dataset_source(source, limit=n_events, trackml=sec.get("trackml"), seed=seed,
+                                  where=f"datasets.{name}.source")
+        # Without cells, as simulated TrackML-like datasets (which have none): they are the largest part to read.
+        kw = {"with_cells": False} if source["format"] == "trackml" else {}
+        files = [str(m) for m in src.members_used]
+        return src.event_ids, lambda sel: (src.read_event(e, **kw) for e in sel), 1, files
+    ids = list(range(int(n_events)))
     if kind == "redvid":
         from .sim.redvid import simulate_redvid
 
         align = int(sec["redvid"]["batch_events"])
-        return ids, lambda sel: simulate_redvid(sec["redvid"], sel, seed), align
+        return ids, lambda sel: simulate_redvid(sec["redvid"], sel, seed), align, []
     from .sim.trackml_like import simulate_trackml
 
-    return ids, lambda sel: simulate_trackml(sec["trackml"], sel, seed), 1
+    return ids, lambda sel: simulate_trackml(sec["trackml"], sel, seed), 1, []
 
 
 class _SplitWriters:
@@ -188,27 +240,30 @@ def build_dataset(name: str, section: dict | None, out, *, n_events: int | None 
     """Simulate (or read) and reduce the dataset `name`, writing split stores under `out`.
 
     `n_events` and `seed` override the section; `shard` = (i, n) builds the i-th of n contiguous
-    parts of the source events (merge them with `merge_dataset`). Returns the dataset summary.
+    parts of the source events (merge them with `merge_dataset`); only that part is simulated or
+    read. `trackml_csv` / `redvid_csv` read a dataset of that kind from files (as a ``source`` in the
+    section does). Returns the dataset summary.
     """
     sec = dataset_section(name, section)
-    n_events = int(sec["events"] if n_events is None else n_events)
+    n_events = sec["events"] if n_events is None else n_events
+    n_events = None if n_events is None else int(n_events)
     seed = int(sec["seed"] if seed is None else seed)
-    ids, events_of, align = _sources(sec, n_events=n_events, seed=seed, trackml_csv=trackml_csv,
-                                     redvid_csv=redvid_csv)
+    source = _file_source(name, sec, trackml_csv, redvid_csv)
+    ids, events_of, align, files = _sources(name, sec, source, n_events=n_events, seed=seed)
     if not ids:
-        raise DataError("no source events", file=trackml_csv or redvid_csv)
+        raise DataError("no source events", file=None if source is None else source["path"])
     split = split_of_sources(len(ids), sec["split"], seed)
     position = {int(e): i for i, e in enumerate(ids)}
     part = shard_range(len(ids), shard, align)
     mine = [ids[i] for i in part]
-    source_desc = str(trackml_csv or redvid_csv or "simulation")
+    source_desc = "simulation" if source is None else source["path"]
     meta = {"source": {"dataset": name, "kind": sec["kind"], "from": source_desc}, "seed": seed,
             "config": sec}
     out = Path(out)
     with atomic_path(out, overwrite=overwrite, is_dir=True) as tmp:
         # The REDVID-like simulator's output is consistent by construction (tests check it) and per-event
         # validation would cost twice the simulation; every other source is validated event by event.
-        simulated_toy = sec["kind"] == "redvid" and not redvid_csv
+        simulated_toy = sec["kind"] == "redvid" and source is None
         writers = _SplitWriters(tmp, meta, validate=not simulated_toy)
         ok = False
         try:
@@ -224,6 +279,7 @@ def build_dataset(name: str, section: dict | None, out, *, n_events: int | None 
         finally:
             writers.close(ok)
         summary = {"name": name, "kind": sec["kind"], "seed": seed, "source": source_desc,
+                   "source_format": None if source is None else source["format"], "source_files": files,
                    "source_events": len(ids), "shard": [int(v) for v in shard],
                    "events": writers.counts, "source_ids": writers.sources, "config": sec}
         (tmp / "dataset.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
@@ -254,6 +310,9 @@ def merge_dataset(shard_dirs, out, *, name: str | None = None, reference_trackml
     shards = sorted(tuple(i["shard"]) for i in infos)
     if len({n for _, n in shards}) != 1 or [i for i, _ in shards] != list(range(shards[0][1])):
         raise DataError(f"incomplete or mixed shards {shards}: expected 0..n-1 of one n", file=shard_dirs[0])
+    for key in ("source", "source_files", "source_events"):
+        if len({json.dumps(i.get(key)) for i in infos}) > 1:
+            raise DataError(f"shards read from different sources ({key} differs)", file=shard_dirs[0])
     first = infos[0]
     with atomic_path(Path(out), overwrite=overwrite, is_dir=True) as tmp:
         counts, sources = {}, {}

@@ -1,4 +1,4 @@
-"""One exception type for bad input, carrying where the problem is."""
+"""Exception types: bad input (carrying where the problem is), bad configuration, unfinished training."""
 
 from __future__ import annotations
 
@@ -23,3 +23,8 @@ class DataError(ValueError):
 
 class ConfigError(ValueError):
     """A configuration value is missing or not allowed."""
+
+
+class TrainingIncomplete(RuntimeError):
+    """Training stopped before its stopping rule (time budget or a scheduler's signal); a checkpoint holds
+    the state, so running the same job again resumes it."""

@@ -14,6 +14,14 @@ rows, binned rates with bootstrap intervals, timing statistics.
 * `binned.parquet`: metric, variable, lo_edge, hi_edge, value, ci_lo, ci_hi, n (see
   `metrics.binning.binned_rates`), including variable "all" (headline rates with their intervals).
 
+Truth (documented choice): every function here that scores (`evaluate`, `evaluate_submission`,
+`score_submission`, `open_truth`, hence `trackpipe score`) refuses a store without truth (manifest
+``"truth": false``) or a TrackML directory without truth files with a DataError naming it. Only
+`evaluate_for_workflow`, the workflow's evaluate step, accepts one: it marks the result instead
+(`evaluate_without_truth`): the same three files with ``"truth": false``, the timing metrics, event,
+hit and track counts, and no score or efficiency; `metrics.json` of a store with truth says
+``"truth": true``.
+
 Conventions (documented choices):
 
 * Scores (`trackml_score`, `fit_accuracy`, `trackml_score_pixel`) are means of per-event scores;
@@ -30,6 +38,7 @@ Conventions (documented choices):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +49,7 @@ import pyarrow.parquet as pq
 from .errors import DataError
 from .io.atomic import write_json, write_parquet
 from .io.store import Event, EventStore
-from .io.submission import read_submission
+from .io.submission import check_submission, read_submission
 from .io.trackml import TrackMLSource
 from .metrics.binning import DEFAULT_BINS, binned_rates
 from .metrics.efficiency import DEFAULT_CUTS, count_matches, match_tables, rates
@@ -48,6 +57,8 @@ from .metrics.score import fit_accuracy_per_event, restrict_submission, restrict
 from .metrics.timing import timing_summary
 from .schema import PIXEL_VOLUMES
 from .schema import TIMING_MEASURES as TIMING_COLUMNS
+
+log = logging.getLogger(__name__)
 
 # TrackML volumes outside the pixel detector (short and long strips).
 STRIP_VOLUMES = (12, 13, 14, 16, 17, 18)
@@ -96,13 +107,18 @@ class TruthSource:
 
 
 def open_truth(path) -> TruthSource:
-    """An event store directory (has manifest.json) or a TrackML directory / zip."""
+    """An event store directory (has manifest.json) or a TrackML directory / zip; DataError naming it
+    when it has no truth."""
     path = Path(path)
     if (path / "manifest.json").is_file():
         store = EventStore(path)
+        store.require_truth("scoring")
         return TruthSource([int(e) for e in store.event_ids], store.read_event, _store_has_momentum(store),
                            _store_has_strips(store), path)
     source = TrackMLSource(path)
+    if not source.has_truth:
+        raise DataError("scoring needs truth, but these TrackML events have neither truth nor particles files",
+                        file=path)
     events = {eid: source.read_event(eid, with_cells=False) for eid in source.event_ids}
     has_momentum = any(_has_momentum(ev.particles) for ev in events.values())
     has_strips = any(ev.hits.volume_id.isin(STRIP_VOLUMES).any() for ev in events.values())
@@ -156,10 +172,16 @@ def _evaluate_batch(events: list[Event], submission: pd.DataFrame, *, has_strips
     event_ids = np.array([ev.event_id for ev in events], dtype=np.int64)
     index = pd.Index(event_ids, name="event_id")
     columns = {}
-    if has_strips:
+    if has_strips and "tz" in hits.columns:
         pixel_truth = restricted_truth(hits, particles)
         pixel_sub = restrict_submission(submission, hits, pixel_truth)
         columns["trackml_score_pixel"] = trackml_score_per_event(pixel_truth, pixel_sub).reindex(index)
+    elif has_strips:
+        # Weights of the restricted truth order each particle's hits by their simulated z (tz); files
+        # without it (TrackFormers' reduced-TrackML CSV) get no pixel-restricted score, not a guessed one.
+        log.warning("the truth has no simulated hit positions (tz): trackml_score_pixel is not computed")
+        pixel_sub = restrict_submission(submission, hits, hits.loc[hits.volume_id.isin(PIXEL_VOLUMES)])
+        columns["trackml_score_pixel"] = pd.Series(np.nan, index=index)
     if has_strips and pixel_only:
         hits = hits[hits.volume_id.isin(PIXEL_VOLUMES)].reset_index(drop=True)
         submission = pixel_sub
@@ -185,7 +207,8 @@ def evaluate_submission(truth, submission, *, pt_min=DEFAULT_CUTS["pt_min"], max
     """All metrics of `submission` (a CSV path or a DataFrame event_id, hit_id, track_id) against `truth`
     (an event store or TrackML directory path, or a `TruthSource`). See the module docstring.
 
-    `pt_min` / `max_eta` may be None (no cut); they are ignored for REDVID-like truth.
+    `pt_min` / `max_eta` may be None (no cut); they are ignored for REDVID-like truth. A `truth`
+    without truth (a truth-less store or TrackML directory) is refused with a DataError naming it.
     """
     truth = truth if isinstance(truth, TruthSource) else open_truth(truth)
     sub_file = submission if isinstance(submission, (str, Path)) else "<submission>"
@@ -228,9 +251,12 @@ def _headline(per_event: pd.DataFrame, truth: TruthSource, cuts: dict, pixel_onl
     out = {k: _mean_or_none(per_event[k]) for k in scores}
     out |= {k: _none_if_nan(v) for k, v in rates(totals).items()}
     out |= {k: int(v) for k, v in totals.items()}
-    out |= {"n_events": int(len(per_event)), **cuts, "pixel_only": pixel_only,
+    out |= {"truth": True, "n_events": int(len(per_event)), **cuts, "pixel_only": pixel_only,
             "hit_set": "pixel volumes 7, 8, 9" if pixel_only else "all hits of the truth",
-            "selection": _selection_text(cuts, truth.has_momentum)}
+            "selection": _selection_text(cuts, truth.has_momentum),
+            # The paper's headline per level: FitAccuracy where the truth has no momenta (REDVID), the
+            # TrackML score otherwise; the tables read it instead of guessing from the dataset's name.
+            "headline": "trackml_score" if truth.has_momentum else "fit_accuracy"}
     return out
 
 
@@ -290,6 +316,12 @@ def timing_metrics(timing: pd.DataFrame, *, warmup: int) -> dict:
     return out
 
 
+def prediction_timing_summary(timing: pd.DataFrame) -> dict:
+    """What predict reports: the number of timed events and `timing_metrics` with no warm-up left out
+    (predictors never time their warm-up passes)."""
+    return {"n_events": int(len(timing)), **timing_metrics(timing, warmup=0)}
+
+
 def evaluate(store_path, submission_path, out_dir, *, timing_path=None, pt_min=DEFAULT_CUTS["pt_min"],
              max_eta=DEFAULT_CUTS["max_eta"], bootstrap: int = EVALUATION_DEFAULTS["bootstrap"], seed: int = 0,
              pixel_only=None, ci: float = EVALUATION_DEFAULTS["ci"], min_cluster_size=DEFAULT_CUTS["min_cluster_size"],
@@ -302,6 +334,8 @@ def evaluate(store_path, submission_path, out_dir, *, timing_path=None, pt_min=D
     `bootstrap`: resamples for the binned intervals (`ci`, default 68 %), seeded with `seed`;
     `variables` / `bins`: what to bin in (defaults `metrics.binning.DEFAULT_BINS`);
     `timing_path`: optional per-event timing CSV, its first `timing_warmup` events are left out.
+    A store without truth is refused with a DataError naming it (`open_truth`); the workflow calls
+    `evaluate_for_workflow`, which marks such a store instead.
     """
     truth = open_truth(store_path)
     result = evaluate_submission(truth, submission_path, pt_min=pt_min, max_eta=max_eta,
@@ -317,13 +351,76 @@ def evaluate(store_path, submission_path, out_dir, *, timing_path=None, pt_min=D
                           bins={**DEFAULT_BINS, **(bins or {})}, pt_min=metrics["pt_min"], max_eta=metrics["max_eta"],
                           n_resamples=bootstrap, seed=seed, ci=ci, event_ids=per_event.event_id.to_numpy())
     metrics |= {"bootstrap": int(bootstrap), "seed": int(seed), "ci": float(ci)}
+    _write_outputs(out_dir, metrics, per_event, binned)
+    return metrics
+
+
+def _write_outputs(out_dir, metrics: dict, per_event: pd.DataFrame, binned: pd.DataFrame) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(out_dir / "per_event.parquet", per_event)
     write_parquet(out_dir / "binned.parquet", binned)
     write_json(out_dir / "metrics.json", metrics)
+
+
+def evaluate_for_workflow(store_path, submission_path, out_dir, *, timing_path=None, **options) -> dict:
+    """The workflow's evaluate step: `evaluate` on a store with truth; on a store without truth (e.g.
+    TrackML Kaggle test events) `evaluate_without_truth`, so such a dataset still has its three output
+    files, its timing in Table 2 and "no truth" in Table 1. `options`: `evaluate`'s keyword arguments
+    (the config's evaluate section); without truth only `timing_warmup` applies."""
+    if not EventStore(store_path).has_truth:
+        return evaluate_without_truth(store_path, submission_path, out_dir, timing_path=timing_path,
+                                      timing_warmup=options.get("timing_warmup", EVALUATION_DEFAULTS["timing_warmup"]))
+    return evaluate(store_path, submission_path, out_dir, timing_path=timing_path, **options)
+
+
+#: binned.parquet's columns and dtypes (as `metrics.binning.binned_rates` writes them).
+BINNED_DTYPES = {"metric": "object", "variable": "object", "lo_edge": "float64", "hi_edge": "float64",
+                 "value": "float64", "ci_lo": "float64", "ci_hi": "float64", "n": "int64"}
+
+
+def evaluate_without_truth(store_path, submission_path, out_dir, *, timing_path=None,
+                           timing_warmup: int = EVALUATION_DEFAULTS["timing_warmup"]) -> dict:
+    """The outputs of `evaluate` for a store without truth, marked so: `metrics.json` with
+    ``"truth": false``, `n_events`, `n_hits`, `n_tracks` and the timing metrics (no score, efficiency or
+    rate: there is nothing to compare with); `per_event.parquet` with event_id, n_hits, n_tracks and the
+    timing columns; `binned.parquet` empty, with its usual columns. The submission is checked against the
+    store (its events and hits must be the store's). DataError if the store has truth (use `evaluate`).
+    """
+    store = EventStore(store_path)
+    if store.has_truth:
+        raise DataError("the store has truth: evaluate it with evaluate(), not evaluate_without_truth()",
+                        file=store.path)
+    sub_file = submission_path if isinstance(submission_path, (str, Path)) else "<submission>"
+    if isinstance(submission_path, (str, Path)):
+        submission = read_submission(submission_path)
+    else:
+        submission = submission_path
+        check_submission(submission)
+    hits = store.hits(columns=["event_id", "hit_id"])
+    inside = submission[["event_id", "hit_id"]].merge(hits, how="left", on=["event_id", "hit_id"], indicator=True)
+    outside = inside._merge != "both"
+    if outside.any():
+        first = inside[outside].iloc[0]
+        raise DataError(f"{int(outside.sum())} submitted hit(s) are not in the store at {store.path} (first: hit "
+                        f"{int(first.hit_id)})", file=sub_file, event=int(first.event_id), column="hit_id")
+    index = pd.Index(store.event_ids.astype(np.int64), name="event_id")
+    per_event = pd.DataFrame({
+        "n_hits": store.index.n_hits.to_numpy(np.int64),
+        "n_tracks": submission.groupby("event_id").track_id.nunique().reindex(index).fillna(0).to_numpy(np.int64),
+    }, index=index).reset_index()
+    metrics = {"truth": False, "n_events": int(len(per_event)), "n_hits": int(per_event.n_hits.sum()),
+               "n_tracks": int(per_event.n_tracks.sum()),
+               "selection": "none (no truth: the events were predicted and timed, not scored)"}
+    if timing_path is not None:
+        timing = read_timing(timing_path)
+        metrics |= timing_metrics(timing, warmup=timing_warmup)
+        per_event = per_event.merge(timing[["event_id", *TIMING_COLUMNS]], how="left", on="event_id")
+    binned = pd.DataFrame({c: pd.Series(dtype=t) for c, t in BINNED_DTYPES.items()})
+    _write_outputs(out_dir, metrics, per_event, binned)
     return metrics
 
 
-__all__ = ["EVALUATION_DEFAULTS", "Evaluation", "TruthSource", "evaluate", "evaluate_submission",
-           "open_truth", "read_timing", "score_submission", "timing_metrics"]
+__all__ = ["EVALUATION_DEFAULTS", "Evaluation", "TruthSource", "evaluate", "evaluate_for_workflow",
+           "evaluate_submission", "evaluate_without_truth", "open_truth", "prediction_timing_summary", "read_timing",
+           "score_submission", "timing_metrics"]

@@ -6,6 +6,10 @@ pre-processing (normalisation, tensors, locality clusters and block tables when 
 and post-processing (argmax / HDBSCAN / embedding neighbours, track ids), and
 `wall_ms` the whole event including reading it from the store. The first events' forward passes are
 repeated untimed beforehand (warm-up), so every timed row is a steady-state measurement.
+
+Inference reads no truth: it runs on stores without truth (manifest ``"truth": false``) as on any
+other. Only what compares with the truth needs it and refuses such a store with a DataError:
+posteriors (they record each hit's true class) and EncDec decoding from truth seeds.
 """
 
 from __future__ import annotations
@@ -53,9 +57,9 @@ def load_model(model_dir, device: torch.device):
 
 def timing_summary(timing: pd.DataFrame) -> dict:
     """Medians and p90 of the timed events (warm-up passes were never timed), as evaluate reports them."""
-    from .evaluate import timing_metrics
+    from .evaluate import prediction_timing_summary
 
-    return {"n_events": int(len(timing)), **timing_metrics(timing, warmup=0)}
+    return prediction_timing_summary(timing)
 
 
 def _posterior_rows(event, logits, prep: Preprocessing, rng, n_hits: int, top: int) -> pd.DataFrame:
@@ -112,11 +116,16 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
     set_threads(threads)
     dev = select_device(device)
     model, cfg, prep = load_model(model_dir, dev)
+    store = EventStore(data)
     family_predict = MODELS[cfg["model"]].predict
     if family_predict is not None:
         if posteriors is not None:
             raise ConfigError(f"posteriors are not available for model {cfg['model']!r}")
-        return _predict_family(family_predict, model, cfg, prep, EventStore(data), out, timing, dev, warmup)
+        if (cfg.get("tracking") or {}).get("seeds") == "truth":
+            store.require_truth(f"{cfg['model']} decoding from truth seeds (tracking.seeds: truth)")
+        return _predict_family(family_predict, model, cfg, prep, store, out, timing, dev, warmup)
+    if posteriors is not None:
+        store.require_truth("posteriors (they record the true class of each hit)")
     if posteriors is not None and model.task != "classification":
         raise ConfigError(f"posteriors need a classifier; model {cfg['model']!r} is a {model.task} model")
     if model.task in ("regression", "embedding") and not prep.clustering:
@@ -124,9 +133,10 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
                         file=Path(model_dir) / "preprocessing.json")
     locality = locality_settings(cfg)  # cluster-restricted attention / contrastive: tables per event
     amp = amp_settings(cfg["training"]["amp"], dev)
-    store = EventStore(data)
     rng = np.random.default_rng(seed)
-    columns = ["event_id", "hit_id", "x", "y", "z", "particle_id"] + (["volume_id"] if locality else [])
+    # particle_id only for the posteriors' true class: prediction itself never reads the truth.
+    columns = (["event_id", "hit_id", "x", "y", "z"] + (["particle_id"] if posteriors is not None else [])
+               + (["volume_id"] if locality else []))
 
     def forward(event):
         batch = {"x": torch.from_numpy(prep.inputs(event.hits))[None].to(dev)}

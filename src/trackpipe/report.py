@@ -6,7 +6,10 @@
 rules: each takes the collected results and one output path (a stem: ``.png`` and ``.pdf`` are
 written) and returns the written paths, or ``[]`` after logging a notice when its input is missing.
 A missing input is never an error and never replaced by an invented value; malformed input is a
-:class:`~trackpipe.errors.DataError` naming the file.
+:class:`~trackpipe.errors.DataError` naming the file. A (dataset, model) whose metrics.json says
+``"truth": false`` (test events without truth) is left out of the figures that need truth (Fig. 4:
+binned efficiencies; Fig. 5: particles per event) with the gap "no truth"; Tables 1-2 and Fig. 6 show
+its timing and "no truth" for its score.
 
 Layout read (all optional)::
 
@@ -197,12 +200,25 @@ def _pair_paths(results, key, dataset, models) -> dict[str, Path]:
     return {m: results[key][(dataset, m)] for m in models if (dataset, m) in results[key]}
 
 
+def _with_truth(results, paths: dict, item: str, dataset: str, gaps: Gaps, why: str) -> dict:
+    """`paths` without the models whose metrics.json says the dataset has no truth (each one a gap)."""
+    kept = {}
+    for model, path in paths.items():
+        if tables.lacks_truth(results["metrics"].get((dataset, model))):
+            gaps.add(item, f"no truth ({why})", dataset=dataset, model=model)
+        else:
+            kept[model] = path
+    return kept
+
+
 def make_fig4(results: dict, out, dataset: str, *, models=None, metrics=None, variables=None,
               item: str = "fig4", gaps: Gaps | None = None) -> list[Path]:
     """Fig. 4: binned metrics vs pT and η with bootstrap bands, one line per model with a binned file."""
-    paths = _pair_paths(results, "binned", dataset, models)
+    gaps = _gaps(gaps)
+    paths = _with_truth(results, _pair_paths(results, "binned", dataset, models), item, dataset, gaps,
+                        "nothing to bin")
     if not paths:
-        _gaps(gaps).add(item, "no binned.parquet for any model", dataset=dataset)
+        gaps.add(item, "no binned.parquet with truth for any model", dataset=dataset)
         return []
     binned = {m: read_table(p, BINNED_COLUMNS) for m, p in paths.items()}
     plot_binned(binned, out, metrics=tuple(metrics or DEFAULTS["fig4_metrics"]),
@@ -236,7 +252,8 @@ def make_fig5(results: dict, out, dataset: str, *, models=None, time_column: str
               gaps: Gaps | None = None) -> list[Path]:
     """Fig. 5: time per event vs tracks per event, for every model with timing and per-event files."""
     gaps = _gaps(gaps)
-    timing = _pair_paths(results, "timing", dataset, models)
+    timing = _with_truth(results, _pair_paths(results, "timing", dataset, models), "fig5", dataset, gaps,
+                         "no particle count per event")
     per_model = {}
     for model, path in timing.items():
         per_event = results["per_event"].get((dataset, model))

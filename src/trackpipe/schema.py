@@ -73,8 +73,10 @@ HITS = Table(
         _c("volume_id", "int32", True, "detector volume (TrackML: 7-18; REDVID: sub-detector type code, see io.redvid)"),
         _c("layer_id", "int32", True, "layer within the volume (REDVID: sub_detector_id)"),
         _c("module_id", "int32", True, "module within the layer"),
-        _c("particle_id", "int64", True, "true particle (0 = noise); REDVID: track id"),
-        _c("weight", "float32", True, "TrackML score weight of the hit (REDVID: 1)"),
+        # The two truth columns: present in every store with truth, absent from a truth-less store
+        # (manifest "truth": false, e.g. TrackML Kaggle test events); see TRUTH_COLUMNS.
+        _c("particle_id", "int64", False, "true particle (0 = noise); REDVID: track id; absent without truth"),
+        _c("weight", "float32", False, "TrackML score weight of the hit (REDVID: 1); absent without truth"),
         _c("tx", "float32", False, "true intersection position, mm"),
         _c("ty", "float32", False, "true intersection position, mm"),
         _c("tz", "float32", False, "true intersection position, mm"),
@@ -158,6 +160,10 @@ TIMING = Table(
 TIMING_MEASURES = ("device_ms", "host_cpu_ms", "wall_ms")
 
 TABLES = {t.name: t for t in (HITS, PARTICLES, CELLS)}
+
+# Hits columns that carry the truth: a store has both (manifest "truth": true) or neither ("truth":
+# false: its particles table is empty); io.validate.hits_have_truth enforces it.
+TRUTH_COLUMNS = ("particle_id", "weight")
 
 # Float columns that must be finite wherever they appear.
 FINITE_COLUMNS = {

@@ -11,7 +11,10 @@ and ``<name>.tex`` atomically.
 * Table 1: score per dataset × model. REDVID datasets show ``fit_accuracy`` (the paper's FitAccuracy:
   the TrackML score with track id as particle and unit weights), every other dataset shows
   ``trackml_score``; a ``metric`` column says which one each row holds.
-* Table 2: host CPU, device and wall-clock time per event, median with p90 in parentheses.
+  A dataset whose test events have no truth (metrics.json ``"truth": false``, e.g. TrackML Kaggle test
+  events) shows ``no truth`` there: its models ran and were timed, but there is nothing to score.
+* Table 2: host CPU, device and wall-clock time per event, median with p90 in parentheses (also for
+  datasets without truth).
 * EncDec table: next-hit accuracy and the truth-seeded, seed-excluded scores of the paper's protocol
   beside the full-event (geometric-seed) score.
 * Locality tables: the clustering comparison (per region and algorithm) and the latency breakdown.
@@ -42,6 +45,9 @@ GAP = "–"
 NOT_RUN_NOTE = f"{GAP}: not run (no metrics.json for this dataset and model)."
 NOT_AVAILABLE = "n/a"
 NOT_AVAILABLE_NOTE = f"{NOT_AVAILABLE}: the model ran but its metrics.json has no value for this quantity."
+NO_TRUTH = "no truth"
+NO_TRUTH_NOTE = (f"{NO_TRUTH}: the dataset's test events have no truth (e.g. TrackML Kaggle test events): "
+                 "predicted and timed, not scored.")
 CPU_DEVICE_MARK = "*"
 CPU_DEVICE_NOTE = f"{CPU_DEVICE_MARK}: device time measured on the CPU (no GPU was used for this model)."
 
@@ -55,6 +61,8 @@ TIMING_QUANTITIES = (
 #: Locality clustering table: (clustering.json key, display label, format).
 CLUSTERING_COLUMNS = (
     ("reconstructible_ratio", "recon. ratio", "{:.3f}"),
+    ("full_containment", "full containment", "{:.3f}"),
+    ("oracle_dm_efficiency", "oracle DM", "{:.3f}"),
     ("cluster_dm_efficiency", "DM eff.", "{:.3f}"),
     ("n_clusters", "clusters", "{:.0f}"),
     ("attention_fraction", "attn. fraction", "{:.6f}"),
@@ -92,8 +100,16 @@ def is_redvid(dataset: str) -> bool:
     return dataset.lower().startswith("redvid")
 
 
-def score_key(dataset: str) -> str:
-    """The headline score of a dataset: the paper's FitAccuracy on REDVID, the TrackML score otherwise."""
+def score_key(dataset: str, results: dict | None = None) -> str:
+    """The headline score of a dataset: the paper's FitAccuracy on REDVID, the TrackML score otherwise.
+
+    Decided by the `headline` that evaluation wrote into the dataset's metrics (from the truth itself:
+    no momenta = REDVID), so a file-sourced dataset of any name gets the right metric; the dataset's
+    name decides only where no metrics of it say (older results, or none yet).
+    """
+    for (d, _), metrics in (results or {}).items():
+        if d == dataset and metrics and metrics.get("headline") in ("fit_accuracy", "trackml_score"):
+            return metrics["headline"]
     return "fit_accuracy" if is_redvid(dataset) else "trackml_score"
 
 
@@ -108,6 +124,11 @@ def metric_value(metrics: dict | None, key: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def lacks_truth(metrics: dict | None) -> bool:
+    """Whether a metrics.json is that of a store without truth (``"truth": false``; older files: no)."""
+    return metrics is not None and metrics.get("truth", True) is False
+
+
 def _axes(results: dict, datasets, models) -> tuple[list[str], list[str]]:
     datasets = order_names(datasets if datasets is not None else {d for d, _ in results}, DATASET_ORDER)
     models = order_names(models if models is not None else {m for _, m in results}, MODEL_ORDER)
@@ -120,23 +141,30 @@ class _Notes:
     def __init__(self):
         self.used: set[str] = set()
 
-    def cell(self, metrics: dict | None, value: float | None, fmt) -> str:
+    def cell(self, metrics: dict | None, value: float | None, fmt, *, needs_truth: bool = False) -> str:
+        """The display string; `needs_truth`: the quantity is a score, shown as ``no truth`` without one."""
         if metrics is None:
             self.used.add(NOT_RUN_NOTE)
             return GAP
+        if needs_truth and lacks_truth(metrics):
+            self.used.add(NO_TRUTH_NOTE)
+            return NO_TRUTH
         if value is None:
             self.used.add(NOT_AVAILABLE_NOTE)
             return NOT_AVAILABLE
         return fmt(value)
 
     def ordered(self, extra=()) -> list[str]:
-        return [n for n in (NOT_RUN_NOTE, NOT_AVAILABLE_NOTE, CPU_DEVICE_NOTE) if n in self.used] + list(extra)
+        return [n for n in (NOT_RUN_NOTE, NO_TRUTH_NOTE, NOT_AVAILABLE_NOTE, CPU_DEVICE_NOTE)
+                if n in self.used] + list(extra)
 
 
-def _raw(metrics: dict | None, value: float | None):
+def _raw(metrics: dict | None, value: float | None, *, needs_truth: bool = False):
     """CSV cell: the exact value, or the same gap marker the display uses."""
     if metrics is None:
         return GAP
+    if needs_truth and lacks_truth(metrics):
+        return NO_TRUTH
     return NOT_AVAILABLE if value is None else value
 
 
@@ -144,20 +172,21 @@ def table1(results: dict, datasets=None, models=None) -> Table:
     """Table 1: score per dataset × model (FitAccuracy on REDVID datasets, TrackML score otherwise).
 
     `results` maps ``(dataset, model)`` to the dict read from its metrics.json; a pair absent from it
-    was not run and shows ``–``. `datasets`/`models` fix which rows/columns appear (default: every
+    was not run and shows ``–``; one whose metrics say ``"truth": false`` shows ``no truth``.
+    `datasets`/`models` fix which rows/columns appear (default: every
     name in `results`), always in the paper's order.
     """
     datasets, models = _axes(results, datasets, models)
     notes = _Notes()
     rows, records = [], []
     for dataset in datasets:
-        key = score_key(dataset)
+        key = score_key(dataset, results)
         row, record = [dataset, key], {"dataset": dataset, "metric": key}
         for model in models:
             metrics = results.get((dataset, model))
             value = metric_value(metrics, key)
-            row.append(notes.cell(metrics, value, "{:.3f}".format))
-            record[model] = _raw(metrics, value)
+            row.append(notes.cell(metrics, value, "{:.3f}".format, needs_truth=True))
+            record[model] = _raw(metrics, value, needs_truth=True)
         rows.append(row)
         records.append(record)
     caption = ("Track reconstruction score per dataset and model. REDVID rows: FitAccuracy (the TrackML "
@@ -243,15 +272,16 @@ def encdec_protocol_table(protocol: dict, metrics: dict, datasets=None, models=N
             sources = {"protocol": protocol.get((dataset, model)), "metrics": metrics.get((dataset, model))}
             if sources["protocol"] is None and sources["metrics"] is None:
                 continue
-            key = score_key(dataset)
+            key = score_key(dataset, metrics)
             row, record = [dataset, model, key], {"dataset": dataset, "model": model, "metric": key}
             for label, source, field_key in ENCDEC_COLUMNS:
                 values = sources[source]
                 k = field_key or (f"seed_excluded_{key}" if source == "protocol" else key)
                 value = metric_value(values, k)
                 fmt = _fmt_ms if field_key and field_key.endswith("_ms_median") else "{:.3f}".format
-                row.append(notes.cell(values, value, fmt))
-                record[label] = _raw(values, value)
+                score = field_key is None  # the headline score needs truth; timing does not
+                row.append(notes.cell(values, value, fmt, needs_truth=score))
+                record[label] = _raw(values, value, needs_truth=score)
             rows.append(row)
             records.append(record)
     labels = [label for label, _, _ in ENCDEC_COLUMNS]
@@ -271,8 +301,9 @@ def locality_clustering_table(clustering: dict, dataset: str) -> Table:
     """The clustering comparison of the slides: one row per region and algorithm.
 
     `clustering` is the content of ``results/locality/{dataset}/clustering.json``:
-    ``{algorithm: {region: {reconstructible_ratio, attention_fraction, n_clusters,
-    cluster_dm_efficiency, seconds_per_event}}}``. Absent quantities show ``n/a``.
+    ``{algorithm: {region: {reconstructible_ratio, full_containment, oracle_dm_efficiency,
+    attention_fraction, n_clusters, cluster_dm_efficiency, seconds_per_event}}}``. Absent quantities
+    show ``n/a``.
     """
     notes = _Notes()
     rows, records = [], []
@@ -292,7 +323,9 @@ def locality_clustering_table(clustering: dict, dataset: str) -> Table:
     keys = [k for k, _, _ in CLUSTERING_COLUMNS]
     caption = (f"Locality clustering on {dataset}, per detector region and algorithm: reconstructible ratio "
                "(particles with pT > 0.9 GeV and >= 3 hits having >= 50 % of their hits in one cluster), "
-               "double-majority efficiency of the clusters alone, number of clusters, attention fraction "
+               "full containment (all their hits in one neighbourhood), oracle DM (the double-majority "
+               "efficiency of the project's track formation on a perfect embedding: the ceiling the "
+               "neighbourhoods allow), double-majority efficiency of the clusters alone, number of clusters, attention fraction "
                "(sum of squared cluster sizes over N squared) and clustering time per event.")
     return Table(f"locality_clustering_{dataset}", caption,
                  ["region", "algorithm", *[label for _, label, _ in CLUSTERING_COLUMNS]], rows,

@@ -134,3 +134,29 @@ def test_evaluate_encdec_protocol_refuses_another_model(tiny_encdec, tmp_path):
     (other / "config.json").write_text(json.dumps({**cfg, "model": "enccla"}))
     with pytest.raises(DataError, match="encdec"):
         evaluate_encdec_protocol(other, tiny_encdec / "d", threads=1)
+
+
+def test_encdec_predicts_a_store_without_truth_but_not_from_truth_seeds(tiny_encdec, tmp_path):
+    """Geometric seeds need no truth: the same tracks with or without it; truth seeds refuse by name."""
+    import shutil
+
+    from trackpipe.errors import DataError
+    from trackpipe.io.store import Event, EventStore, empty_particles, write_store
+    from trackpipe.io.submission import read_submission
+    from trackpipe.predict import predict
+    from trackpipe.schema import TRUTH_COLUMNS
+
+    bare = write_store(tmp_path / "bare", (Event(ev.event_id, ev.hits.drop(columns=list(TRUTH_COLUMNS)),
+                                                 empty_particles())
+                                           for ev in EventStore(tiny_encdec / "d").iter_events()))
+    predict(tiny_encdec / "m", tiny_encdec / "d", tmp_path / "with.csv", warmup=0)
+    predict(tiny_encdec / "m", bare, tmp_path / "without.csv", warmup=0)
+    pd.testing.assert_frame_equal(read_submission(tmp_path / "with.csv"), read_submission(tmp_path / "without.csv"))
+    truth_seeded = tmp_path / "m"
+    shutil.copytree(tiny_encdec / "m", truth_seeded)
+    cfg = json.loads((truth_seeded / "config.json").read_text())
+    cfg["tracking"]["seeds"] = "truth"
+    (truth_seeded / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(DataError, match="truth seeds .* needs truth") as e:
+        predict(truth_seeded, bare, tmp_path / "s.csv", warmup=0)
+    assert e.value.file == str(bare)

@@ -76,6 +76,7 @@ def test_pixel_only_submission_is_scored_on_pixel_hits(trackml_store, trackml_ev
     m = score_submission(trackml_store, tmp_path / "pix.csv")
     assert m["pixel_only"] and m["trackml_score"] is None
     assert m["trackml_score_pixel"] == pytest.approx(1.0) and m["fit_accuracy"] == 1.0 and m["dm_efficiency"] == 1.0
+    assert m["headline"] == "trackml_score"
     assert m["n_hits"] == len(pixel)
     with pytest.raises(DataError, match="missing from the submission") as err:
         score_submission(trackml_store, tmp_path / "pix.csv", pixel_only=False)
@@ -119,6 +120,7 @@ def test_redvid_like_store_has_no_kinematic_selection(tmp_path):
     write_submission(tmp_path / "sub.csv", sub)
     m = evaluate(tmp_path / "redvid", tmp_path / "sub.csv", tmp_path / "out", bootstrap=50)
     assert m["selection"] == "none (REDVID: no momentum)" and m["pt_min"] is None and m["max_eta"] is None
+    assert m["headline"] == "fit_accuracy"  # the tables' metric for this dataset, whatever its name
     assert "trackml_score_pixel" not in m
     assert m["fit_accuracy"] == pytest.approx(m["trackml_score"]) and m["fit_accuracy"] < 1.0
     # Every track (>= 3 hits on >= 3 layers) is selected although its momentum is 0.
@@ -136,6 +138,7 @@ def test_cli_score_real_event_json(trackml_dir, trackml_event, tmp_path, capsys)
     # The same keys as metrics.json (which adds the bootstrap settings).
     m = evaluate(trackml_dir, tmp_path / "sub.csv", tmp_path / "eval", bootstrap=10)
     assert set(m) - set(out) == {"bootstrap", "seed", "ci"}
+    assert out["truth"] is True and m["truth"] is True  # stores without truth say false (tests/io/test_truthless)
     assert main(["score", "--truth", str(trackml_dir), "--submission", str(tmp_path / "sub.csv"), "--per-event"]) == 0
     text = capsys.readouterr().out
     assert "trackml_score" in text and "event_id" in text
@@ -145,3 +148,17 @@ def test_cli_score_bad_submission_exits_2(trackml_dir, trackml_event, tmp_path, 
     write_submission(tmp_path / "sub.csv", _truth_submission(trackml_event.hits).iloc[10:])
     assert main(["score", "--truth", str(trackml_dir), "--submission", str(tmp_path / "sub.csv")]) == 2
     assert "missing from the submission" in capsys.readouterr().err
+
+
+def test_workflow_evaluate_with_truth_is_evaluate(trackml_dir, trackml_event, tmp_path):
+    """evaluate_for_workflow on a store with truth writes exactly what evaluate writes."""
+    from trackpipe.evaluate import evaluate_for_workflow
+    from trackpipe.io.ingest import ingest
+
+    ingest("trackml", trackml_dir, tmp_path / "store")
+    write_submission(tmp_path / "sub.csv", _truth_submission(trackml_event.hits))
+    a = evaluate(tmp_path / "store", tmp_path / "sub.csv", tmp_path / "a", bootstrap=10)
+    b = evaluate_for_workflow(tmp_path / "store", tmp_path / "sub.csv", tmp_path / "b", bootstrap=10)
+    assert a == b and a["truth"] is True and a["trackml_score"] == 1.0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "binned.parquet"),
+                                  pd.read_parquet(tmp_path / "b" / "binned.parquet"))

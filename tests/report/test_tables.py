@@ -122,6 +122,7 @@ def test_table2_median_p90_and_device_marks(metrics, tmp_path):
 
 def test_locality_tables(tmp_path):
     clustering = {"dbscan": {"barrel": {"reconstructible_ratio": 0.987, "attention_fraction": 0.000285,
+                                        "full_containment": 0.44, "oracle_dm_efficiency": 0.81,
                                         "n_clusters": 499, "cluster_dm_efficiency": 0.14, "seconds_per_event": 0.3},
                              "endcap": {"reconstructible_ratio": 0.985, "attention_fraction": 0.00052,
                                         "n_clusters": 756, "cluster_dm_efficiency": 0.832}},
@@ -130,7 +131,8 @@ def test_locality_tables(tmp_path):
                                              "seconds_per_event": 0.1}}}
     t = tables.locality_clustering_table(clustering, "hllhc-pixel")
     assert [r[:2] for r in t.rows] == [["barrel", "dbscan"], ["endcap", "dbscan"], ["endcap", "grid_window"]]
-    assert t.rows[0][2:] == ["0.987", "0.140", "499", "0.000285", "0.3"]
+    assert t.rows[0][2:] == ["0.987", "0.440", "0.810", "0.140", "499", "0.000285", "0.3"]
+    assert t.rows[1][3:5] == [tables.NOT_AVAILABLE] * 2  # older clustering.json without the ceiling
     assert t.rows[1][-1] == tables.NOT_AVAILABLE     # no timing for this entry: shown as n/a
     paths = tables.write_table(t, tmp_path)
     check_latex(paths[2].read_text(), len(t.header), 3)
@@ -171,3 +173,44 @@ def test_encdec_table_puts_the_protocol_beside_the_full_event_score(tmp_path):
     check_latex(paths[2].read_text(), n_columns=len(t.header), n_rows=3)
     csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False).set_index("dataset")
     assert float(csv.loc["redvid-helical-10-50", "truth seeds, seeds excl."]) == 0.71
+
+
+def test_dataset_without_truth_shows_no_truth_for_scores_and_its_times(metrics, tmp_path):
+    """metrics.json with "truth": false (Kaggle-like test events): 'no truth' for the score, not n/a or a
+    gap, in the display and the CSV; Table 2 keeps the times."""
+    truthless = {"truth": False, "n_events": 3, "wall_ms_median": 120.0, "wall_ms_p90": 150.0,
+                 "device_ms_median": 100.0, "device_ms_p90": 110.0, "host_cpu_ms_median": 5.0,
+                 "host_cpu_ms_p90": 6.0, "device": "cpu"}
+    results = {**metrics, ("kaggle-test", "helix-dbscan"): truthless, ("kaggle-test", "enccla"): truthless}
+    t1 = tables.table1(results)
+    row = next(r for r in t1.rows if r[0] == "kaggle-test")
+    columns = dict(zip(t1.header, row))
+    assert columns["helix-dbscan"] == columns["enccla"] == tables.NO_TRUTH
+    assert columns["encreg"] == tables.GAP  # not run there: still a gap, not "no truth"
+    assert tables.NO_TRUTH_NOTE in t1.notes
+    paths = tables.write_table(t1, tmp_path)
+    csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False).set_index("dataset")
+    assert csv.loc["kaggle-test", "helix-dbscan"] == tables.NO_TRUTH
+    t2 = tables.table2(results)
+    times = {r[1]: dict(zip(t2.header, r)) for r in t2.rows if r[0] == "kaggle-test"}
+    assert times["wall ms"]["helix-dbscan"] == "120 (150)"
+    assert times["device (GPU) ms"]["enccla"] == f"100{tables.CPU_DEVICE_MARK} (110)"
+    assert tables.NO_TRUTH_NOTE not in t2.notes
+    # The EncDec table: the full-event score of a truth-less dataset says so, its time column is timing.
+    t3 = tables.encdec_protocol_table({}, {("kaggle-test", "encdec"): truthless}, models=["encdec"])
+    assert t3.rows == [["kaggle-test", "encdec", "trackml_score", tables.GAP, tables.GAP, tables.NO_TRUTH,
+                        tables.GAP]]
+
+
+def test_headline_metric_comes_from_the_evaluation_not_the_name():
+    """A file-sourced REDVID set may have any name: the metric follows what evaluation wrote."""
+    results = {("zenodo-linear", "enccla"): {"truth": True, "headline": "fit_accuracy", "fit_accuracy": 0.91,
+                                              "trackml_score": 0.5},
+               ("redvid-renamed-real", "enccla"): {"truth": True, "headline": "trackml_score",
+                                                   "fit_accuracy": 0.2, "trackml_score": 0.7}}
+    t = tables.table1(results)
+    rows = {r[0]: r[1:] for r in t.rows}
+    assert rows["zenodo-linear"] == ["fit_accuracy", "0.910"]
+    assert rows["redvid-renamed-real"] == ["trackml_score", "0.700"]
+    # Without a headline in any metrics (older results), the name decides as before.
+    assert tables.score_key("redvid-x") == "fit_accuracy" and tables.score_key("acts-x") == "trackml_score"

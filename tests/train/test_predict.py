@@ -90,3 +90,35 @@ def test_cli_errors_exit_2(stores, tmp_path, capsys):
     assert main(["train", "--data", str(stores / "train"), "--model", "nope", "--out", str(tmp_path / "y")]) == 2
     assert main(["predict", "--model", str(tmp_path / "none"), "--data", str(stores / "test"),
                  "--out", str(tmp_path / "s.csv")]) == 2
+
+
+def _truthless_copy(src, dst):
+    """The store's events with the truth columns dropped and no particles (as ingested Kaggle test events)."""
+    from trackpipe.io.store import Event, empty_particles
+    from trackpipe.schema import TRUTH_COLUMNS
+
+    events = (Event(ev.event_id, ev.hits.drop(columns=list(TRUTH_COLUMNS)), empty_particles())
+              for ev in EventStore(src).iter_events())
+    return write_store(dst, events)
+
+
+def test_trained_model_predicts_a_store_without_truth(stores, tmp_path):
+    """Prediction reads no truth: the same tracks with or without it; posteriors (true class) refuse."""
+    from trackpipe.errors import DataError
+    from trackpipe.pipeline import predict_for_workflow
+    from trackpipe.train.loop import train
+
+    bare = _truthless_copy(stores / "test", tmp_path / "bare")
+    assert EventStore(bare).has_truth is False
+    train("enccla", stores / "train", tmp_path / "m", config=TINY, epochs=1, seed=0)
+    predict(tmp_path / "m", stores / "test", tmp_path / "with.csv", warmup=0)
+    summary = predict_for_workflow(section={"family": "enccla"}, model_dir=tmp_path / "m", data=bare,
+                                   out=tmp_path / "wf" / "submission.csv", timing=tmp_path / "wf" / "timing.csv")
+    assert summary["n_events"] == len(EventStore(bare))
+    pd.testing.assert_frame_equal(read_submission(tmp_path / "with.csv"),
+                                  read_submission(tmp_path / "wf" / "submission.csv"))
+    # The workflow leaves the posteriors out (nothing to compare with); asked for explicitly, they are refused.
+    assert not (tmp_path / "wf" / "posteriors.parquet").exists()
+    with pytest.raises(DataError, match="posteriors .* needs truth") as e:
+        predict(tmp_path / "m", bare, tmp_path / "s.csv", posteriors=tmp_path / "p.parquet", warmup=0)
+    assert e.value.file == str(bare)

@@ -1,6 +1,6 @@
-# Data: each dataset is simulated in shards (one job per shard on a cluster, each a contiguous part of
-# the source events), then merged into results/data/{dataset}/{train,val,test} (+ dataset.json and
-# validation plots).
+# Data: each dataset is simulated (or, with `source:`, read from files) in shards (one job per shard on
+# a cluster, each a contiguous part of the source events), then merged into
+# results/data/{dataset}/{train,val,test} (+ dataset.json and validation plots).
 
 
 rule simulate_shard:
@@ -16,10 +16,36 @@ rule simulate_shard:
     resources:
         runtime=120,
         mem_mb=4000,
+    wildcard_constraints:
+        dataset=SIMULATED_PATTERN,
     conda:
         "../envs/trackpipe.yaml"
     script:
         "../scripts/simulate_shard.py"
+
+
+rule ingest_shard:
+    """One shard of a dataset read from files: its contiguous part of the source events, reduced and split."""
+    input:
+        source_inputs,
+    output:
+        directory(f"{RESULTS}/shards/{{dataset}}/{{shard}}"),
+    params:
+        section=dataset_section,
+    log:
+        f"{RESULTS}/logs/ingest/{{dataset}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ingest/{{dataset}}/{{shard}}.tsv"
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=4000,
+    wildcard_constraints:
+        dataset=SOURCED_PATTERN,
+    conda:
+        "../envs/trackpipe.yaml"
+    script:
+        "../scripts/ingest_shard.py"
 
 
 rule merge_dataset:

@@ -30,17 +30,17 @@ rule encdec_protocol:
     """EncDec under the paper's protocol (truth seeds, seed hits excluded, teacher-forced next-hit accuracy)."""
     input:
         data=f"{RESULTS}/data/{{dataset}}",
-        model=f"{RESULTS}/models/{{dataset}}/{{model}}",
+        model=model_dir,
     output:
         f"{RESULTS}/eval/{{dataset}}/{{model}}/encdec_protocol.json",
     log:
         f"{RESULTS}/logs/encdec_protocol/{{dataset}}/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/encdec_protocol/{{dataset}}/{{model}}.tsv"
-    threads: config.get("threads", {}).get("predict", 1)
+    threads: job_threads("predict")
     resources:
-        runtime=60,
-        mem_mb=8000,
+        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=job_mem_mb("predict"),
         gpu=model_gpus,
     wildcard_constraints:
         model=ENCDEC_PATTERN,

@@ -15,10 +15,10 @@ rule train:
         f"{RESULTS}/logs/train/{{dataset}}/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{dataset}}/{{model}}.tsv"
-    threads: config.get("threads", {}).get("train", 2)
+    threads: job_threads("train")
     resources:
-        runtime=lambda wc: config["models"][wc.model].get("runtime", 60),
-        mem_mb=8000,
+        runtime=train_runtime,
+        mem_mb=job_mem_mb("train"),
         gpu=model_gpus,
     conda:
         "../envs/trackpipe.yaml"
@@ -29,7 +29,7 @@ rule train:
 rule predict:
     input:
         data=f"{RESULTS}/data/{{dataset}}",
-        model=f"{RESULTS}/models/{{dataset}}/{{model}}",
+        model=model_dir,
     output:
         submission=f"{RESULTS}/predict/{{dataset}}/{{model}}/submission.csv",
         timing=f"{RESULTS}/predict/{{dataset}}/{{model}}/timing.csv",
@@ -39,10 +39,10 @@ rule predict:
         f"{RESULTS}/logs/predict/{{dataset}}/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/predict/{{dataset}}/{{model}}.tsv"
-    threads: config.get("threads", {}).get("predict", 1)
+    threads: job_threads("predict")
     resources:
-        runtime=60,
-        mem_mb=8000,
+        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=job_mem_mb("predict"),
         gpu=model_gpus,
     wildcard_constraints:
         model=TRAINED_PATTERN,

@@ -1,4 +1,5 @@
-# Thin wrapper: metrics of one (dataset, model) submission, written next to each other in one directory.
+# Thin wrapper: metrics of one (dataset, model) submission, written next to each other in one directory
+# (for a test store without truth: the same files, marked "truth": false, with the timing only).
 from pathlib import Path
 
 from trackpipe.runtime import configure_threads, log_to_file
@@ -6,9 +7,9 @@ from trackpipe.runtime import configure_threads, log_to_file
 configure_threads(snakemake.threads)
 log_to_file(snakemake.log[0])
 
-from trackpipe.evaluate import evaluate  # noqa: E402
+from trackpipe.evaluate import evaluate_for_workflow  # noqa: E402
 
-evaluate(
+evaluate_for_workflow(
     f"{snakemake.input.data}/test",
     snakemake.input.submission,
     Path(snakemake.output.metrics).parent,

@@ -23,6 +23,12 @@ def run(args) -> int:
     else:
         from ..io.redvid import write_redvid_csv
 
+        # A REDVID row holds its hit's track and the track's parameters: nothing to write without truth.
+        store.require_truth("REDVID export")
         write_redvid_csv(Path(args.out), store.iter_events())
-    print(f"wrote {len(store)} event(s) to {args.out}")
+    note = ""
+    if not store.has_truth:
+        note = (f" ({'hits and cells' if store.has_cells else 'hits'} only: the store has no truth, so no truth or "
+                "particles file was written)")
+    print(f"wrote {len(store)} event(s) to {args.out}{note}")
     return 0

@@ -21,6 +21,8 @@ def run(args) -> int:
           f"median {info['hits_per_event']['median']:g}, max {info['hits_per_event']['max']})")
     print(f"particles  {info['n_particles']}")
     print("volumes    " + ", ".join(f"{k}: {v}" for k, v in info["volumes"].items()))
+    print("truth      " + ("yes" if info["truth"] else "no (truth-less store: it can be predicted and exported, "
+                                                       "not scored)"))
     if info.get("source"):
         print(f"source     {info['source']}")
     return 0

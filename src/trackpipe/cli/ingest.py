@@ -4,8 +4,13 @@ from ..io.ingest import FORMATS, ingest
 
 
 def add_arguments(p) -> None:
-    p.add_argument("src", help="TrackML directory or zip, ACTS CSV directory, or REDVID CSV file")
+    p.add_argument("src", help="TrackML directory or zip, ACTS CSV directory, REDVID CSV file, reduced-TrackML CSV "
+                               "file (TrackFormers, 14 columns, with or without header), or HepMC3 ASCII file "
+                               "(.gz too; its final-state charged particles are simulated through the TrackML-like "
+                               "detector)")
     p.add_argument("--format", required=True, choices=FORMATS, help="input format")
+    p.add_argument("--seed", type=int, default=0,
+                   help="hepmc only: random seed of the detector simulation (hits, noise); same seed, same store")
     p.add_argument("--out", required=True, help="event store directory to create")
     p.add_argument("--skip-bad", action="store_true", help="leave out (and list) events that fail validation")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
@@ -15,7 +20,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     summary = ingest(args.format, args.src, args.out, skip_bad=args.skip_bad, overwrite=args.overwrite,
-                     max_events=args.max_events, show_progress=args.progress)
+                     max_events=args.max_events, show_progress=args.progress, seed=args.seed)
     for s in summary["skipped"]:
         print(f"skipped event {s['event_id']}: {s['error']}")
     print(f"wrote {summary['events']} event(s) to {summary['out']}"

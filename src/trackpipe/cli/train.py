@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+
+EXIT_STOPPED = 3  # the training was stopped by a signal before its stopping rule
 
 
 def add_arguments(p):
@@ -48,4 +51,10 @@ def run(args) -> int:
                    max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
     print(f"{result.status}: {result.epochs_done} epochs, best epoch {result.best_epoch} "
           f"(validation loss {result.best_val_loss:.5g}) -> {result.out_dir}")
+    if result.status == "signal":
+        # Stopped by SIGTERM/SIGUSR1 (a scheduler's time limit or cancellation): not a finished model.
+        print(f"trackpipe train: stopped by a signal; checkpoint written, the same command resumes from "
+              f"{result.out_dir}", file=sys.stderr)
+        return EXIT_STOPPED
+    # A --max-minutes budget that ran out still publishes the model trained so far (exit 0).
     return 0

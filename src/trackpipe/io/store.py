@@ -2,11 +2,17 @@
 
 Layout of a store directory::
 
-    manifest.json      format, schema version, source, seed, config, counts, optional columns
+    manifest.json      format, schema version, source, seed, config, counts, optional columns, truth
     hits.parquet       all hits, events in index order, hits sorted by hit_id; no event spans row groups
     particles.parquet  all particles, same rule
     cells.parquet      optional (TrackML cells)
     index.parquet      event_id -> (row group, offset, count) per table
+
+A store either has truth (manifest ``"truth": true``; stores written before the key existed read as
+true) or none (``"truth": false``, e.g. TrackML Kaggle test events with hits and cells only): then the
+hits have no `schema.TRUTH_COLUMNS` (particle_id, weight) and the particles table has its required
+columns but no rows. Such a store can be predicted and exported, not scored or trained on
+(`EventStore.require_truth`).
 
 Reading one event reads one row group per table (cached), so random access costs one row-group read
 whatever the size of the store. The whole store is written to a temporary directory and renamed into
@@ -25,9 +31,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from ..schema import CELLS, HITS, PARTICLES, SCHEMA_VERSION, Table
+from ..schema import CELLS, HITS, PARTICLES, SCHEMA_VERSION, TRUTH_COLUMNS, Table
 from .atomic import atomic_path
-from .validate import check_event, coerce_table
+from .validate import check_event, coerce_table, hits_have_truth
 
 STORE_FORMAT = "trackpipe-event-store"
 _TABLES = (HITS, PARTICLES, CELLS)
@@ -41,11 +47,18 @@ class Event:
     cells: pd.DataFrame | None = None
 
 
+def empty_particles() -> pd.DataFrame:
+    """The particles table of an event without truth: the required columns (event_id included), no rows."""
+    return pd.DataFrame({c: pd.Series(dtype=PARTICLES.dtypes[c]) for c in PARTICLES.required})
+
+
 class StoreWriter:
     """Write events one at a time; the store appears only when `close()` succeeds.
 
     Use as a context manager. Events must have distinct ids; the optional columns of the first event
-    fix the store's columns, and every later event must have the same ones.
+    fix the store's columns, and every later event must have the same ones. The first event also
+    fixes whether the store has truth (manifest ``truth``): events with and without truth columns
+    are never mixed in one store.
     """
 
     def __init__(self, path, *, metadata: dict | None = None, overwrite: bool = False,
@@ -64,6 +77,7 @@ class StoreWriter:
         self._index: list[dict] = []
         self._seen: set[int] = set()
         self._has_cells: bool | None = None
+        self._truth: bool | None = None
         self._closed = False
 
     def add_event(self, event: Event) -> None:
@@ -77,6 +91,13 @@ class StoreWriter:
             self._has_cells = cells is not None
         elif self._has_cells != (cells is not None):
             raise DataError("some events have cells and others not", file=self.path, event=eid, column="cells")
+        truth = hits_have_truth(hits, file=self.path / "hits", event=eid)
+        if self._truth is None:
+            self._truth = truth
+        elif self._truth != truth:
+            raise DataError(f"event {'has' if truth else 'has no'} truth columns {list(TRUTH_COLUMNS)} but the "
+                            f"store's earlier events {'do not' if truth else 'do'}: a store holds events with "
+                            f"truth or events without, never both", file=self.path, event=eid, column="particle_id")
         if self.validate:
             check_event(hits, particles, event=eid, hits_file=self.path / "hits", particles_file=self.path / "particles",
                         cells=cells, cells_file=self.path / "cells")
@@ -142,6 +163,7 @@ class StoreWriter:
             "n_particles": int(index.n_particles.sum()),
             "columns": self._columns,
             **self.metadata,
+            "truth": bool(self._truth),  # what the events hold, whatever the metadata says
         }
         (self._dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
         self._closed = True
@@ -209,6 +231,25 @@ class EventStore:
     def has_cells(self) -> bool:
         return (self.path / "cells.parquet").is_file()
 
+    @property
+    def has_truth(self) -> bool:
+        """False for a store of events without truth (manifest ``"truth": false``); older stores: True."""
+        return bool(self.manifest.get("truth", True))
+
+    def require_truth(self, what: str) -> None:
+        """DataError naming the store when it has no truth and `what` (scoring, training, ...) needs it."""
+        if not self.has_truth:
+            raise DataError(f"{what} needs truth, but this event store has no truth (manifest \"truth\": false; "
+                            f"its events came without truth and particles files): it can be predicted and "
+                            f"exported as TrackML hits and cells, not scored or trained on", file=self.path)
+
+    def _check_hit_columns(self, columns) -> None:
+        missing = [c for c in columns if c not in self.manifest.get("columns", {}).get("hits", columns)]
+        if missing:
+            why = " (the store has no truth)" if not self.has_truth and set(missing) & set(TRUTH_COLUMNS) else ""
+            raise DataError(f"hits have no column(s) {missing}{why}", file=self.path / "hits.parquet",
+                            column=", ".join(missing))
+
     def _file(self, name: str) -> pq.ParquetFile:
         if name not in self._files:
             self._files[name] = pq.ParquetFile(self.path / f"{name}.parquet")
@@ -226,6 +267,8 @@ class EventStore:
 
     def read_event(self, event_id: int, *, columns=None) -> Event:
         """One event; `columns` restricts the hits columns returned."""
+        if columns is not None:
+            self._check_hit_columns(columns)
         try:
             row = self.index.loc[int(event_id)]
         except KeyError:
@@ -244,6 +287,8 @@ class EventStore:
 
     def hits(self, columns=None) -> pd.DataFrame:
         """All hits of the store as one table (for small stores and vectorised metrics)."""
+        if columns is not None:
+            self._check_hit_columns(columns)
         return pd.read_parquet(self.path / "hits.parquet", columns=columns)
 
     def particles(self, columns=None) -> pd.DataFrame:
@@ -261,6 +306,7 @@ class EventStore:
                                "max": int(self.index.n_hits.max())},
             "volumes": {int(k): int(v) for k, v in volumes.items()},
             "has_cells": self.has_cells,
+            "truth": self.has_truth,
             "source": self.manifest.get("source"),
             "columns": self.manifest.get("columns"),
         }
@@ -275,8 +321,9 @@ def write_store(path, events, *, metadata=None, overwrite=False, **kwargs) -> Pa
 
 
 def normalise_event(hits, particles, cells=None, *, event_id, file="<memory>") -> Event:
-    """Cast in-memory tables to the schema (used by simulators and converters)."""
-    h = coerce_table(hits.assign(event_id=event_id), HITS, file=file, event=event_id)
+    """Cast in-memory tables to the schema (used by simulators and converters, which always have truth)."""
+    h = coerce_table(hits.assign(event_id=event_id), HITS, file=file, event=event_id,
+                     required=HITS.required + list(TRUTH_COLUMNS))
     p = coerce_table(particles.assign(event_id=event_id), PARTICLES, file=file, event=event_id)
     c = None if cells is None else coerce_table(cells.assign(event_id=event_id), CELLS, file=file, event=event_id)
     return Event(int(event_id), h, p, c)
@@ -286,16 +333,22 @@ def merge_stores(paths, out, *, metadata=None, overwrite=False) -> Path:
     """Concatenate stores with distinct event ids into a new store, events in increasing id order.
 
     Used to join the shards of a dataset; the manifest keeps the first store's extra metadata
-    (source, seed, config), updated by `metadata`.
+    (source, seed, config), updated by `metadata`, and the stores' truth flag: stores with truth and
+    truth-less ones are never merged.
     """
     stores = [EventStore(p) for p in paths]
     if not stores:
         raise DataError("no stores to merge", file=out)
+    mixed = [s for s in stores if s.has_truth != stores[0].has_truth]
+    if mixed:
+        with_truth, without = (stores[0], mixed[0]) if stores[0].has_truth else (mixed[0], stores[0])
+        raise DataError(f"cannot merge a store without truth with one that has truth ({with_truth.path})",
+                        file=without.path)
     order = sorted((int(eid), i) for i, s in enumerate(stores) for eid in s.event_ids)
     dup = [a for a, b in zip(order, order[1:]) if a[0] == b[0]]
     if dup:
         raise DataError(f"event {dup[0][0]} is in more than one store", file=stores[dup[0][1]].path, event=dup[0][0])
-    standard = {"format", "schema_version", "n_events", "n_hits", "n_particles", "columns"}
+    standard = {"format", "schema_version", "n_events", "n_hits", "n_particles", "columns", "truth"}
     meta = {k: v for k, v in stores[0].manifest.items() if k not in standard}
     meta.update(metadata or {})
     return write_store(out, (stores[i].read_event(eid) for eid, i in order), metadata=meta, overwrite=overwrite)

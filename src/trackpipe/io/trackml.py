@@ -3,10 +3,16 @@
 Reading converts one event into the store's `Event` (hits joined with truth); writing produces files
 that the official trackml-library loader (`pandas.read_csv(f, header=0, index_col=False, dtype=...)`)
 reads with identical values.
+
+Events without truth (the Kaggle test set: hits and cells only) are read too: a source whose events
+have neither truth nor particles files has `has_truth` False, its events have hits without the truth
+columns and an empty particles table, and writing such an event writes hits (and cells) only. A
+source mixing events with and without truth files is an error.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import re
@@ -19,8 +25,8 @@ import pandas as pd
 
 from ..errors import DataError
 from .atomic import atomic_path
-from .store import Event
-from .validate import _cast, check_event, check_unique, require_columns
+from .store import Event, empty_particles
+from .validate import _cast, check_event, check_unique, hits_have_truth, require_columns
 
 # dtype tables of the TrackML release (as in trackml-library's dataset.py).
 DTYPES = {
@@ -78,6 +84,19 @@ class TrackMLSource:
     def has_part(self, event_id: int, part: str) -> bool:
         return part in self._files.get(event_id, {})
 
+    @functools.cached_property
+    def has_truth(self) -> bool:
+        """False when no event has truth or particles files (e.g. Kaggle test events); DataError naming
+        an event of each kind when some events have them and others not."""
+        truthless = [e for e, parts in sorted(self._files.items()) if not {"truth", "particles"} & set(parts)]
+        if truthless and len(truthless) < len(self._files):
+            with_truth = next(e for e in sorted(self._files) if e not in set(truthless))
+            raise DataError(f"event {truthless[0]} has neither truth nor particles file but event {with_truth} has "
+                            f"them ({len(truthless)} of {len(self._files)} events without truth): events with and "
+                            f"without truth are not mixed in one store; ingest them separately",
+                            file=self.path / f"event{truthless[0]:09d}-truth.csv[.gz]", event=truthless[0])
+        return not truthless
+
     def read_part(self, event_id: int, part: str) -> pd.DataFrame:
         """One part of one event, checked: columns present, exact dtypes, finite values, unique ids."""
         name = self.file_of(event_id, part)
@@ -98,7 +117,11 @@ class TrackMLSource:
         return _cast_part(df, dtypes, file=where, event=event_id)
 
     def read_event(self, event_id: int, *, with_cells: bool = True) -> Event:
-        """Convert one event to the store's form: hits joined with truth, particles, cells."""
+        """Convert one event to the store's form: hits joined with truth, particles, cells.
+
+        Without truth (`has_truth` False): hits alone, an empty particles table, cells."""
+        if not self.has_truth:
+            return self._read_truthless_event(event_id, with_cells=with_cells)
         hits = self.read_part(event_id, "hits")
         truth = self.read_part(event_id, "truth")
         particles = self.read_part(event_id, "particles")
@@ -118,13 +141,20 @@ class TrackMLSource:
                             f"{int(hits.hit_id[untruthed].iloc[0])})", file=truth_file, event=event_id, column="hit_id")
         merged = hits.merge(truth, on="hit_id", how="left", validate="one_to_one")
         merged = merged.astype({c: "int64" for c in ("hit_id", "particle_id")})
-        particles = particles.copy()
+        return self._event(event_id, merged, particles.copy(), truth_file, particles_file, with_cells)
+
+    def _read_truthless_event(self, event_id: int, *, with_cells: bool) -> Event:
+        hits = self.read_part(event_id, "hits").astype({"hit_id": "int64"})
+        hits_file = self._where(event_id, "hits")
+        return self._event(event_id, hits, empty_particles().drop(columns="event_id"), hits_file, None, with_cells)
+
+    def _event(self, event_id, hits, particles, hits_file, particles_file, with_cells) -> Event:
         cells = None
         if with_cells and self.has_part(event_id, "cells"):
             cells = self.read_part(event_id, "cells").astype({"hit_id": "int64"})
-        check_event(merged, particles, event=event_id, hits_file=truth_file, particles_file=particles_file,
+        check_event(hits, particles, event=event_id, hits_file=hits_file, particles_file=particles_file,
                     cells=cells, cells_file=self._where(event_id, "cells") if cells is not None else None)
-        return Event(event_id, merged.assign(event_id=np.int64(event_id)), particles.assign(event_id=np.int64(event_id)),
+        return Event(event_id, hits.assign(event_id=np.int64(event_id)), particles.assign(event_id=np.int64(event_id)),
                      None if cells is None else cells.assign(event_id=np.int64(event_id)))
 
     def _where(self, event_id, part):
@@ -148,12 +178,16 @@ def _cast_part(df: pd.DataFrame, dtypes: dict, *, file, event) -> pd.DataFrame:
 
 
 def event_to_trackml_parts(event: Event) -> dict[str, pd.DataFrame]:
-    """The four TrackML tables of one store event, with the release's dtypes."""
+    """The four TrackML tables of one store event, with the release's dtypes; an event without truth
+    (hits without particle_id) gives hits and cells only, like the Kaggle test set."""
     h = event.hits
     for col in ("hit_id",):
         if h[col].max() > np.iinfo(np.int32).max or h[col].min() < 0:
             raise DataError("hit ids do not fit TrackML's int32", event=event.event_id, column=col)
     hits = pd.DataFrame({c: h[c] for c in DTYPES["hits"]}).astype(DTYPES["hits"])
+    cells = None if event.cells is None else event.cells[list(DTYPES["cells"])].astype(DTYPES["cells"])
+    if not hits_have_truth(h, file="<store>", event=event.event_id):
+        return {"hits": hits} | ({} if cells is None else {"cells": cells})
     truth_src = {c: (h[c] if c in h.columns else None) for c in DTYPES["truth"]}
     # Simulations without a true position fall back to the measured one and zero momentum (documented).
     for t, m in (("tx", "x"), ("ty", "y"), ("tz", "z")):
@@ -167,8 +201,8 @@ def event_to_trackml_parts(event: Event) -> dict[str, pd.DataFrame]:
     cols = [c for c in DTYPES["particles"] if c in p.columns]
     particles = pd.DataFrame({c: p[c] for c in cols}).astype({c: DTYPES["particles"][c] for c in cols})
     parts = {"hits": hits, "truth": truth, "particles": particles}
-    if event.cells is not None:
-        parts["cells"] = event.cells[list(DTYPES["cells"])].astype(DTYPES["cells"])
+    if cells is not None:
+        parts["cells"] = cells
     return parts
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..schema import FINITE_COLUMNS, Table
+from ..schema import FINITE_COLUMNS, TRUTH_COLUMNS, Table
 
 
 def require_columns(df: pd.DataFrame, columns, *, file, event=None) -> None:
@@ -91,16 +91,35 @@ def check_unique(df: pd.DataFrame, columns, *, file, event=None) -> None:
                         column=columns[-1])
 
 
+def hits_have_truth(hits: pd.DataFrame, *, file, event=None) -> bool:
+    """Whether `hits` carry the truth columns (`schema.TRUTH_COLUMNS`): all of them (True) or none
+    (False, a truth-less event); one without the other is an error naming the missing one."""
+    present = [c for c in TRUTH_COLUMNS if c in hits.columns]
+    if present and len(present) < len(TRUTH_COLUMNS):
+        missing = [c for c in TRUTH_COLUMNS if c not in present]
+        raise DataError(f"hits have truth column(s) {present} but not {missing}: truth needs all of "
+                        f"{list(TRUTH_COLUMNS)} (or none, for events without truth)", file=file, event=event,
+                        column=", ".join(missing))
+    return bool(present)
+
+
 def check_event(hits: pd.DataFrame, particles: pd.DataFrame | None, *, event, hits_file, particles_file=None,
                 cells: pd.DataFrame | None = None, cells_file=None, check_nhits: bool = True) -> None:
-    """Consistency of one event: non-empty, finite, unique ids, particles and nhits agreeing with hits."""
+    """Consistency of one event: non-empty, finite, unique ids, particles and nhits agreeing with hits.
+
+    An event without truth (hits without `TRUTH_COLUMNS`) must have no particles (None or empty).
+    """
     from ..schema import CELLS, HITS, PARTICLES
 
     if len(hits) == 0:
         raise DataError("event has no hits", file=hits_file, event=event, column="hit_id")
     check_finite(hits, HITS, file=hits_file, event=event)
     check_unique(hits, ["hit_id"], file=hits_file, event=event)
-    if particles is not None:
+    if not hits_have_truth(hits, file=hits_file, event=event):
+        if particles is not None and len(particles):
+            raise DataError(f"{len(particles)} particle(s) but the hits have no truth columns "
+                            f"{list(TRUTH_COLUMNS)}", file=particles_file, event=event, column="particle_id")
+    elif particles is not None:
         check_finite(particles, PARTICLES, file=particles_file, event=event)
         check_unique(particles, ["particle_id"], file=particles_file, event=event)
         if check_nhits:

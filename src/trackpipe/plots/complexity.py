@@ -24,7 +24,7 @@ def complexity_series(results: dict, datasets, model: str, key: str) -> np.ndarr
     """The values of one panel for one model across `datasets`; NaN where there is no result."""
     values = []
     for dataset in datasets:
-        k = score_key(dataset) if key == "score" else key
+        k = score_key(dataset, results) if key == "score" else key
         v = metric_value(results.get((dataset, model)), k)
         values.append(np.nan if v is None else v)
     return np.array(values, dtype=float)

@@ -110,6 +110,15 @@ class ParametricSource:
         return _concat(parts)
 
 
+def in_acceptance(px, py, pz, cfg: dict) -> np.ndarray:
+    """Generator-level cut shared by every particle source: pT >= ``pt_min`` and eta within ``eta``."""
+    eta_range = as_range(cfg["eta"], "generator.eta")
+    pt = np.hypot(px, py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(pz / pt)
+    return (pt >= float(cfg["pt_min"])) & (eta >= eta_range[0]) & (eta <= eta_range[1])
+
+
 _PROCESSES = {
     "ttbar": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"],
     "tth": ["HiggsSM:gg2Httbar = on", "HiggsSM:qqbar2Httbar = on", "25:onMode = off", "25:onIfAny = 5"],
@@ -153,11 +162,7 @@ class PythiaSource:
         rows = [(p.px(), p.py(), p.pz(), p.charge(), p.id(), p.m(), p.xProd(), p.yProd(), p.zProd())
                 for p in pythia.event if p.isFinal() and p.isCharged()]
         a = np.array(rows, float).reshape(-1, 9)
-        pt = np.hypot(a[:, 0], a[:, 1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eta = np.arcsinh(a[:, 2] / pt)
-        keep = (pt >= float(self.cfg["pt_min"])) & (eta >= self.eta[0]) & (eta <= self.eta[1])
-        a = a[keep]
+        a = a[in_acceptance(a[:, 0], a[:, 1], a[:, 2], self.cfg)]
         n = len(a)
         return dict(collision=np.full(n, coll), px=a[:, 0], py=a[:, 1], pz=a[:, 2], q=np.rint(a[:, 3]).astype(int),
                     pdg=a[:, 4].astype(int), mass=a[:, 5], vx=a[:, 6] + spot[0], vy=a[:, 7] + spot[1],

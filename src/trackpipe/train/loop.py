@@ -11,7 +11,10 @@ Model directory contract (everything `predict` needs):
 Exact resume: the batch order of an epoch is a function of (seed, epoch), and the checkpoint holds
 every other piece of state (optimiser, schedule, RNG states, early-stopping counters, the statistics of
 a partly done epoch), so a run stopped at any checkpoint and resumed ends with the same weights as an
-uninterrupted one. Checkpoints are written after every epoch and when the time budget runs out.
+uninterrupted one. Checkpoints are written after every epoch, when the time budget runs out, and when
+the process is asked to stop (SIGTERM, or SIGUSR1, which batch schedulers send before a time limit
+kills a job): the current batch finishes, the checkpoint is written, and `train` returns with status
+`signal`. `status.json` in the model directory records how the last call ended.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import contextlib
 import logging
 import math
 import resource
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +58,47 @@ class TrainResult:
     epochs_done: int
     best_epoch: int
     best_val_loss: float
-    status: str  # completed | early_stopping | time_budget | stopped
+    status: str  # completed | early_stopping | time_budget | signal | stopped
     history: pd.DataFrame
+
+    @property
+    def finished(self) -> bool:
+        """Whether training reached its stopping rule (epochs or early stopping)."""
+        return self.status in FINISHED
+
+
+FINISHED = ("completed", "early_stopping")
+STATUS_FILE = "status.json"
+
+
+class StopSignals:
+    """While active, SIGTERM and SIGUSR1 ask the loop to checkpoint and stop instead of killing it.
+
+    Slurm sends SIGTERM when a job is cancelled or reaches its time limit (SIGKILL follows after
+    KillWait) and SIGUSR1 ahead of the limit when asked to (`sbatch --signal=USR1@120`). Handlers can
+    only be installed from the main thread; elsewhere the signals keep their default action.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def _handle(self, signum, _frame):
+        self.received = signum
+        log.warning("received %s: stopping after the current batch and writing a checkpoint",
+                    signal.Signals(signum).name)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
 
 
 def split_events(event_ids: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +230,9 @@ def train(model_name: str, data, out_dir, *, val=None, config: dict | None = Non
     val: a separate validation store; without it `training.val_fraction` of `data` is held out.
     config: the model's config section (see models.registry); epochs overrides training.epochs.
     max_minutes: wall-clock budget of this call; when it runs out a resumable checkpoint is written
-        and the model directory is finalised with the best weights so far.
+        and the model directory is finalised with the best weights so far (status `time_budget`).
+        SIGTERM / SIGUSR1 during the call write a checkpoint and return status `signal` (no finalising:
+        a scheduler is about to kill the process).
     stop(epoch, next_step): optional hook that halts like a kill right after a checkpoint (tests).
     """
     t_start = time.monotonic()
@@ -210,12 +256,27 @@ def train(model_name: str, data, out_dir, *, val=None, config: dict | None = Non
                               "(or the same config to resume)")
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / STATUS_FILE).unlink(missing_ok=True)  # a crash must not leave the last call's status behind
     barrier(info)
-    with _log_to(out_dir / "train.log", info.is_main):
-        return _train(cfg, data, val, out_dir, ckpt_path, resume, device, info, max_minutes, stop, t_start)
+    with _log_to(out_dir / "train.log", info.is_main), StopSignals() as signals:
+        result = _train(cfg, data, val, out_dir, ckpt_path, resume, device, info, max_minutes, stop, t_start,
+                        signals)
+    if info.is_main:
+        write_json(out_dir / STATUS_FILE, {"status": result.status, "epochs_done": result.epochs_done,
+                                           "epochs": int(tr["epochs"]), "best_epoch": result.best_epoch})
+    return result
 
 
-def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, max_minutes, stop, t_start):
+def read_status(out_dir) -> dict:
+    """How the last training call on `out_dir` ended (see `train`), or status `missing`."""
+    import json
+
+    path = Path(out_dir) / STATUS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"status": "missing"}
+
+
+def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, max_minutes, stop, t_start,
+           signals: StopSignals):
     tr, seed = cfg["training"], cfg["seed"]
     seed_everything(seed)
     store = EventStore(data)
@@ -291,8 +352,13 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
     board = _tensorboard(out_dir, info.is_main)
     deadline = None if max_minutes is None else t_start + 60.0 * float(max_minutes)
 
-    def out_of_time(_step) -> bool:
-        return any_rank(deadline is not None and time.monotonic() > deadline, info, device)
+    def halt_reason() -> str | None:
+        """`signal` or `time_budget` when this call must stop now (agreed across ranks), else None."""
+        if any_rank(signals.received is not None, info, device):
+            return "signal"
+        if any_rank(deadline is not None and time.monotonic() > deadline, info, device):
+            return "time_budget"
+        return None
 
     while state["epoch"] < tr["epochs"]:
         epoch = state["epoch"]
@@ -304,12 +370,13 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
             net, loss_fn, train_data, batches, device=device, amp=amp, train=True, optimizer=optimizer,
             schedule=schedule, scaler=scaler, grad_clip=tr["grad_clip"], stats=state["epoch_stats"],
             start=state["step"], desc=f"epoch {epoch + 1}/{tr['epochs']}",
-            should_stop=lambda s: out_of_time(s) or (stop is not None and stop(epoch, s)), collate_fn=collate_fn)
+            should_stop=lambda s: halt_reason() is not None or (stop is not None and stop(epoch, s)),
+            collate_fn=collate_fn)
         state["epoch_seconds"] += time.monotonic() - t0
         if next_step < len(batches):  # interrupted inside the epoch
             state.update(step=next_step, epoch_stats=train_stats)
-            return _interrupt(state, checkpoint, out_of_time(next_step), cfg, model, prep, val_data, device, amp,
-                              out_dir, info)
+            return _interrupt(state, checkpoint, halt_reason() or "stopped", cfg, model, prep, val_data, device,
+                              amp, out_dir, info)
         train_stats = sum_stats(train_stats, info, device)
         net.eval()
         val_stats, _ = run_batches(net, loss_fn, val_data, shard(batch_plan(val_data.lengths, tr["batch_size"],
@@ -337,9 +404,10 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
             state["status"] = "early_stopping"
             break
         if stop is not None and stop(epoch, len(batches)) and state["epoch"] < tr["epochs"]:
-            return _interrupt(state, checkpoint, False, cfg, model, prep, val_data, device, amp, out_dir, info)
-        if out_of_time(0) and state["epoch"] < tr["epochs"]:
-            return _interrupt(state, checkpoint, True, cfg, model, prep, val_data, device, amp, out_dir, info)
+            return _interrupt(state, checkpoint, "stopped", cfg, model, prep, val_data, device, amp, out_dir, info)
+        reason = halt_reason()
+        if reason is not None and state["epoch"] < tr["epochs"]:
+            return _interrupt(state, checkpoint, reason, cfg, model, prep, val_data, device, amp, out_dir, info)
         checkpoint()
     if state["status"] == "running":
         state["status"] = "completed"
@@ -348,14 +416,20 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
     return _result(out_dir, state)
 
 
-def _interrupt(state, checkpoint, time_budget, cfg, model, prep, val_data, device, amp, out_dir, info):
-    """Checkpoint where we are; on a time budget also leave a usable model directory behind."""
-    state["status"] = "time_budget" if time_budget else "stopped"
-    if time_budget:
-        log.info("time budget reached at epoch %d, batch %d: checkpoint written, resume with the same command",
-                 state["epoch"] + 1, state["step"])
+def _interrupt(state, checkpoint, reason, cfg, model, prep, val_data, device, amp, out_dir, info):
+    """Checkpoint where we are; on a time budget also leave a usable model directory behind.
+
+    reason: `time_budget` (max_minutes ran out), `signal` (SIGTERM/SIGUSR1: checkpoint only, the process
+    is about to be killed) or `stopped` (the test hook).
+    """
+    state["status"] = reason
+    if reason == "time_budget":
         _finalise(cfg, model, prep, val_data, device, amp, out_dir, state, info)
     checkpoint()
+    if reason != "stopped":
+        log.info("%s at epoch %d, batch %d: checkpoint written, the same command resumes from it",
+                 "time budget reached" if reason == "time_budget" else "stop signal", state["epoch"] + 1,
+                 state["step"])
     return _result(out_dir, state)
 
 
