@@ -64,6 +64,15 @@ def test_evaluate_writes_metrics_per_event_and_binned(trackml_store, trackml_eve
     assert {"pt", "eta", "all"} <= set(binned.variable)
     total = binned[(binned.metric == "dm_efficiency") & (binned.variable == "all")].iloc[0]
     assert total.value == pytest.approx(m["dm_efficiency"]) and total.n == m["n_selected_particles"]
+    # Fig. 4's FitAccuracy (TrackML weights, tracks >= 4 hits, pooled): the events weigh the same, so it is
+    # close to the mean score; its eta bins have no pT cut (the paper's), unlike dm_efficiency's.
+    fa = binned[(binned.metric == "fit_accuracy") & (binned.variable == "all")].iloc[0]
+    assert fa.value == pytest.approx(m["trackml_score"], abs=0.01) and fa.value < 1
+    assert m["fig4_selection"] == "tracks >= 4 hits, no pT or eta cut" and m["fig4_min_track_hits"] == 4
+    fa_eta = binned[(binned.metric == "fit_accuracy") & (binned.variable == "eta")]
+    assert fa_eta.n.sum() > total.n
+    fake = binned[(binned.metric == "track_fake_rate") & (binned.variable == "all")].iloc[0]
+    assert 0 < fake.value < 1
     # Same seed, same outputs.
     evaluate(trackml_store, tmp_path / "sub.csv", tmp_path / "again", bootstrap=100, seed=1)
     pd.testing.assert_frame_equal(binned, pd.read_parquet(tmp_path / "again" / "binned.parquet"))
@@ -137,7 +146,8 @@ def test_cli_score_real_event_json(trackml_dir, trackml_event, tmp_path, capsys)
     assert HEADLINE <= set(out) and out["dm_efficiency"] == 1.0 and out["fake_rate"] == 0.0
     # The same keys as metrics.json (which adds the bootstrap settings).
     m = evaluate(trackml_dir, tmp_path / "sub.csv", tmp_path / "eval", bootstrap=10)
-    assert set(m) - set(out) == {"bootstrap", "seed", "ci"}
+    assert set(m) - set(out) == {"bootstrap", "seed", "ci", "fig4_pt_min", "fig4_max_eta", "fig4_min_track_hits",
+                                 "fig4_selection"}
     assert out["truth"] is True and m["truth"] is True  # stores without truth say false (tests/io/test_truthless)
     assert main(["score", "--truth", str(trackml_dir), "--submission", str(tmp_path / "sub.csv"), "--per-event"]) == 0
     text = capsys.readouterr().out

@@ -68,29 +68,41 @@ def test_figure_written_and_deterministic(name, tmp_path):
 
 def test_fig4_lines_and_bands_are_the_binned_values(tmp_path):
     binned = _binned()
-    fig = efficiency.plot_binned(binned, tmp_path / "f4")
+    fig = efficiency.plot_binned(binned, tmp_path / "f4", min_entries=10, caption="tracks >= 4 hits")
     axes = np.array(fig.axes).reshape(2, 2)
-    for i, metric in enumerate(("dm_efficiency", "fake_rate")):
+    for i, metric in enumerate(("fit_accuracy", "track_fake_rate")):
         for j, variable in enumerate(("pt", "eta")):
             ax = axes[i, j]
             lines = {line.get_label(): line for line in ax.get_lines()}
             assert set(lines) == set(binned)
-            bands = ax.collections
-            assert len(bands) == len(binned)
-            for model, band in zip(sorted(binned), bands):   # drawn in model order: enccla, encreg
+            bands = [c for c in ax.collections if c.get_label().endswith("68% CI")]
+            sparse = [c for c in ax.collections if c.get_label().startswith("fewer than 10")]
+            assert len(bands) == len(sparse) == len(binned)
+            for model, band, grey in zip(sorted(binned), bands, sparse):   # drawn in model order
                 ref = binned[model]
                 ref = ref[(ref.metric == metric) & (ref.variable == variable)].sort_values("lo_edge")
+                enough = ref.n.to_numpy() >= 10
                 centres = 0.5 * (ref.lo_edge + ref.hi_edge)
                 if variable == "pt":
-                    centres = np.sqrt(ref.lo_edge * ref.hi_edge)
-                np.testing.assert_array_equal(lines[model].get_ydata(), ref.value.to_numpy())
-                np.testing.assert_allclose(lines[model].get_xdata(), centres.to_numpy())
+                    centres = np.where(ref.lo_edge > 0, np.sqrt(ref.lo_edge * ref.hi_edge), centres)
+                np.testing.assert_array_equal(lines[model].get_ydata(), np.where(enough, ref.value, np.nan))
+                np.testing.assert_allclose(lines[model].get_xdata(), centres)
                 ys = band.get_paths()[0].vertices[:, 1]
-                np.testing.assert_allclose(ys.min(), ref.ci_lo.min())
-                np.testing.assert_allclose(ys.max(), ref.ci_hi.max())
-                assert np.isin(np.round(ref.ci_lo.to_numpy(), 12), np.round(ys, 12)).all()
-                assert np.isin(np.round(ref.ci_hi.to_numpy(), 12), np.round(ys, 12)).all()
+                np.testing.assert_allclose(ys.min(), ref.ci_lo[enough].min())
+                np.testing.assert_allclose(ys.max(), ref.ci_hi[enough].max())
+                # The sparse bin is off the line and outside the band, in grey at its value.
+                np.testing.assert_allclose(grey.get_offsets()[:, 1], ref.value[~enough])
+                assert mcolors.to_hex(grey.get_edgecolor()[0]) == "#b0b0b0"
     assert axes[0, 0].get_xscale() == "log" and axes[0, 1].get_xscale() == "linear"
+    # Log axis: only major ticks are labelled, plainly ("1", "10"), and none overlaps another.
+    fig.canvas.draw()
+    minor = [t.get_text() for t in axes[0, 0].xaxis.get_minorticklabels() if t.get_text()]
+    assert minor == []
+    major = [t.get_text() for t in axes[0, 0].xaxis.get_majorticklabels() if t.get_visible() and t.get_text()]
+    assert "1" in major and "10" in major
+    # The legend is the figure's, above the panels, not inside any of them.
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert "tracks >= 4 hits" in fig.get_suptitle()
 
 
 def test_fig4_bad_table_names_the_column(tmp_path):

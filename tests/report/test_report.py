@@ -36,6 +36,7 @@ def test_make_all_writes_everything_and_records_gaps(fake_results, tmp_path):
     fig_stems = ["fig6", "scaling", f"locality_efficiency_{LOCALITY_DATASET}", "fig7_trackml-10-50_enccla",
                  f"event_display_{DISPLAY[0]}_{DISPLAY[1]}"]
     fig_stems += [f"fig4_{d}" for d in BINNED_DATASETS] + [f"fig5_{d}" for d in DATASETS]
+    fig_stems += [f"efficiency_gnn_tracking_{d}" for d in BINNED_DATASETS]   # DM efficiency, gnn_tracking fakes
     expected |= {f"figures/{s}.{e}" for s in fig_stems for e in ("png", "pdf")}
     expected.add("tables/missing.json")
     assert names == expected
