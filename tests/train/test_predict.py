@@ -122,3 +122,29 @@ def test_trained_model_predicts_a_store_without_truth(stores, tmp_path):
     with pytest.raises(DataError, match="posteriors .* needs truth") as e:
         predict(tmp_path / "m", bare, tmp_path / "s.csv", posteriors=tmp_path / "p.parquet", warmup=0)
     assert e.value.file == str(bare)
+
+
+@pytest.mark.parametrize("model", ["enccla", "encreg"])
+def test_warmup_runs_the_whole_per_event_pipeline(stores, tmp_path, monkeypatch, model):
+    """The untimed warm-up runs the post-processing too (HDBSCAN / argmax track building), not only the
+    network: with `warmup` w the track builder is called w times on the first event before the N timed
+    events, so no timed row holds its first-call cost."""
+    import trackpipe.predict as pred
+    from trackpipe.train.loop import train
+
+    builder = {"enccla": "tracks_from_classes", "encreg": "tracks_from_regression"}[model]
+    calls = []
+    original = getattr(pred, builder)
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[0]))
+        return original(*args, **kwargs)
+
+    train(model, stores / "train", tmp_path / "m", config=TINY, epochs=1, seed=0)
+    monkeypatch.setattr(pred, builder, counting)
+    store = EventStore(stores / "test")
+    predict(tmp_path / "m", stores / "test", tmp_path / "s.csv", timing=tmp_path / "t.csv", warmup=2)
+    first = int(store.index.n_hits.iloc[0])
+    assert calls[:2] == [first, first]                       # the warm-up: first event, twice
+    assert calls[2:] == store.index.n_hits.tolist()          # then every event once, timed
+    assert len(pd.read_csv(tmp_path / "t.csv")) == len(store)
