@@ -30,7 +30,14 @@ def fake_metrics(rng, device="cpu") -> dict:
     for key in TIMING_KEYS:
         median = float(rng.uniform(0.05, 500))
         m[f"{key}_median"], m[f"{key}_p90"] = median, median * float(rng.uniform(1.05, 1.6))
+    if device == "none":   # a tracker without a network (helix-dbscan): no GPU side at all
+        m.update(device="cpu", device_ms_median=None, device_ms_p90=None)
     return m
+
+
+def device_of(model: str) -> str:
+    """Where the fake results say each model ran: encreg on a GPU, helix-dbscan has no network."""
+    return {"encreg": "cuda", "helix-dbscan": "none"}.get(model, "cpu")
 
 
 def fake_per_event(rng, n_events=30) -> pd.DataFrame:
@@ -111,7 +118,7 @@ def write_fake_results(root, seed=0):
             ev, pr = root / "eval" / dataset / model, root / "predict" / dataset / model
             ev.mkdir(parents=True)
             pr.mkdir(parents=True)
-            metrics = fake_metrics(rng, device="cuda" if model == "encreg" else "cpu")
+            metrics = fake_metrics(rng, device=device_of(model))
             (ev / "metrics.json").write_text(json.dumps(metrics))
             written[(dataset, model)] = metrics
             per_event = fake_per_event(rng)

@@ -159,18 +159,34 @@ def test_fig5_points_are_the_events(tmp_path):
 
 def test_fig6_series_break_at_missing_results(tmp_path):
     data = _complexity_data()
+    data[("trackml-10-50", "helix-dbscan")] = fake_metrics(np.random.default_rng(9), device="none")
     fig = complexity.plot_complexity(data, tmp_path / "f6")
-    score_ax, device_ax = fig.axes[0], fig.axes[1]
+    score_ax, cpu_ax, gpu_ax, range_ax = fig.axes[:4]
+    levels = ("redvid-linear-10-50", "trackml-10-50", "trackml-200-500")
     enccla = next(line for line in score_ax.get_lines() if line.get_label() == "enccla")
     y = enccla.get_ydata()
     assert y[0] == data[("redvid-linear-10-50", "enccla")]["fit_accuracy"]
     assert y[1] == data[("trackml-10-50", "enccla")]["trackml_score"]
     assert np.isnan(y[2])
-    encreg = next(line for line in device_ax.get_lines() if line.get_label() == "encreg")
-    assert list(encreg.get_ydata()) == [data[(d, "encreg")]["device_ms_median"]
-                                        for d in ("redvid-linear-10-50", "trackml-10-50", "trackml-200-500")]
-    assert [t.get_text() for t in score_ax.get_xticklabels()] == ["redvid-linear-10-50", "trackml-10-50",
-                                                                   "trackml-200-500"]
+    encreg = next(line for line in gpu_ax.get_lines() if line.get_label() == "encreg")
+    assert list(encreg.get_ydata()) == [data[(d, "encreg")]["device_ms_median"] for d in levels]
+    cpu = next(line for line in cpu_ax.get_lines() if line.get_label() == "encreg")
+    assert list(cpu.get_ydata()) == [data[(d, "encreg")]["host_cpu_ms_median"] for d in levels]
+    # The CPU-only tracker: a CPU side, no GPU side, and a total equal to its CPU side.
+    assert any(line.get_label() == "helix-dbscan" for line in cpu_ax.get_lines())
+    assert not any(line.get_label() == "helix-dbscan" for line in gpu_ax.get_lines())
+    lo, hi = complexity.range_series(data, levels, "encreg")
+    m = data[("trackml-10-50", "encreg")]
+    cpu_ms, gpu_ms = m["host_cpu_ms_median"], m["device_ms_median"]
+    assert (lo[1], hi[1]) == pytest.approx((max(cpu_ms, gpu_ms), cpu_ms + gpu_ms))
+    lo, hi = complexity.range_series(data, levels, "helix-dbscan")
+    assert lo[1] == hi[1] == data[("trackml-10-50", "helix-dbscan")]["host_cpu_ms_median"] and np.isnan(lo[0])
+    assert range_ax.get_yscale() == "log"
+    assert [t.get_text() for t in score_ax.get_xticklabels()] == list(levels)
+    # One colour per model, and the legend outside every panel.
+    colours = {line.get_label(): line.get_color() for line in cpu_ax.get_lines() if not line.get_label().startswith("_")}
+    assert len(set(colours.values())) == len(colours) == 3
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
 
 
 def test_fig7_bars_sorted_and_true_class_highlighted(tmp_path):

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from report_fakes import DATASETS, NOT_RUN, fake_metrics
+from report_fakes import DATASETS, NOT_RUN, device_of, fake_metrics
 
 from trackpipe import tables
 
@@ -20,7 +20,7 @@ def metrics():
     for d in reversed(DATASETS + ["zz-extra"]):
         for m in ("encreg", "helix-dbscan", "enccla", "my-model"):
             if (d, m) != NOT_RUN:
-                out[(d, m)] = fake_metrics(rng, device="cuda" if m == "encreg" else "cpu")
+                out[(d, m)] = fake_metrics(rng, device=device_of(m))
     return out
 
 
@@ -103,19 +103,35 @@ def test_table2_median_p90_and_device_marks(metrics, tmp_path):
     t = tables.table2(metrics)
     paths = tables.write_table(t, tmp_path)
     csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
-    assert len(csv) == (len(DATASETS) + 1) * 3 * 2
+    assert len(csv) == (len(DATASETS) + 1) * (3 * 2 + 2)
     for (d, m), met in metrics.items():
         for prefix, _ in tables.TIMING_QUANTITIES:
             for stat in ("median", "p90"):
                 cell = csv[(csv.dataset == d) & (csv.quantity == prefix) & (csv.statistic == stat)][m].item()
-                assert float(cell) == met[f"{prefix}_{stat}"]
-    device_rows = [r for r in t.rows if r[1] == dict(tables.TIMING_QUANTITIES)["device_ms"]]
-    i_cpu, i_gpu = t.header.index("enccla"), t.header.index("encreg")
-    for r in device_rows:
+                if m == "helix-dbscan" and prefix == "device_ms":
+                    assert cell == tables.CPU_ONLY      # no network: no GPU side
+                else:
+                    assert float(cell) == met[f"{prefix}_{stat}"]
+        # Fig. 6 (d)'s range: max(CPU, GPU) to CPU + GPU; a CPU-only tracker's total is its CPU side.
+        rng_rows = csv[(csv.dataset == d) & (csv.quantity == "total_range_ms")].set_index("statistic")[m]
+        cpu, gpu = met["host_cpu_ms_median"], met["device_ms_median"]
+        expected = (cpu, cpu) if gpu is None else (max(cpu, gpu), cpu + gpu)
+        assert (float(rng_rows["range_lo"]), float(rng_rows["range_hi"])) == pytest.approx(expected)
+    gpu_rows = [r for r in t.rows if r[1] == dict(tables.TIMING_QUANTITIES)["device_ms"]]
+    i_cpu, i_gpu, i_none = t.header.index("enccla"), t.header.index("encreg"), t.header.index("helix-dbscan")
+    for r in gpu_rows:
         assert tables.CPU_DEVICE_MARK in r[i_cpu] and tables.CPU_DEVICE_MARK not in r[i_gpu]
+        assert r[i_none] in (tables.CPU_ONLY, tables.GAP)
+    cpu_rows = [r for r in t.rows if r[1] == dict(tables.TIMING_QUANTITIES)["host_cpu_ms"]]
+    assert all(tables.CPU_DEVICE_MARK not in r[i_none] for r in cpu_rows)
+    assert tables.CPU_ONLY_NOTE in t.notes and tables.CPU_DEVICE_NOTE in t.notes
     cell = next(r for r in t.rows if r[0] == "trackml-10-50" and r[1] == "wall ms")[i_gpu]
     met = metrics[("trackml-10-50", "encreg")]
     assert cell == f"{tables._fmt_ms(met['wall_ms_median'])} ({tables._fmt_ms(met['wall_ms_p90'])})"
+    rng_cell = next(r for r in t.rows if r[0] == "trackml-10-50" and r[1] == "total ms (range)")
+    lo, hi = tables.time_range(met)
+    assert rng_cell[i_gpu] == f"{tables._fmt_ms(lo)}–{tables._fmt_ms(hi)}"
+    assert rng_cell[i_cpu].endswith(tables.CPU_DEVICE_MARK)
     check_latex(paths[2].read_text(), len(t.header), len(t.rows))
     assert all(len(md_cells(line)) == len(t.header) for line in md_table_lines(paths[1].read_text()))
 
@@ -192,7 +208,7 @@ def test_dataset_without_truth_shows_no_truth_for_scores_and_its_times(metrics, 
     t2 = tables.table2(results)
     times = {r[1]: dict(zip(t2.header, r)) for r in t2.rows if r[0] == "kaggle-test"}
     assert times["wall ms"]["helix-dbscan"] == "120 (150)"
-    assert times["device (GPU) ms"]["enccla"] == f"100{tables.CPU_DEVICE_MARK} (110)"
+    assert times["GPU side ms"]["enccla"] == f"100{tables.CPU_DEVICE_MARK} (110)"
     assert tables.NO_TRUTH_NOTE not in t2.notes
     # The EncDec table: the full-event score of a truth-less dataset says so, its time column is timing.
     t3 = tables.encdec_protocol_table({}, {("kaggle-test", "encdec"): truthless}, models=["encdec"])
