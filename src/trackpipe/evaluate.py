@@ -342,6 +342,10 @@ def timing_metrics(timing: pd.DataFrame, *, warmup: int) -> dict:
     if "device" in timing.columns and len(timing):
         # Where the forward pass ran: "cuda" means device_ms is GPU time (report tables mark CPU times).
         out["device"] = ",".join(sorted(set(timing["device"].astype(str))))
+    if "attention" in timing.columns and len(timing):
+        # The attention computation the network actually ran (predict.attention_used), e.g. a flash model's
+        # sdpa fallback on CPU: the tables mark such results instead of presenting them as separate findings.
+        out["attention"] = " | ".join(sorted(set(timing["attention"].astype(str))))
     return out
 
 

@@ -57,6 +57,30 @@ def load_model(model_dir, device: torch.device):
     return model.to(device).eval(), cfg, prep
 
 
+#: Marker of an attention path that is not the configured one (the report footnotes such results).
+FALLBACK = "fallback"
+
+
+def attention_used(cfg: dict, dev: torch.device, amp: tuple[bool, torch.dtype]) -> str:
+    """The attention computation the network actually runs for `cfg` on `dev` with autocast `amp`.
+
+    Mirrors the dispatch of `models.attention`: ``flash`` runs the flash kernel only on CUDA in
+    fp16/bf16 and otherwise falls back to ``sdpa`` (so EncReg-FA on a CPU computes exactly what EncReg
+    computes); ``cluster-blocked`` runs compiled FlexAttention on CUDA unless told ``on_cuda: blocked``.
+    The value goes into the timing CSV's ``attention`` column and from there into metrics.json.
+    """
+    arch = cfg.get("architecture") or {}
+    name = arch.get("attention", "sdpa")
+    half = amp[0] and amp[1] in (torch.float16, torch.bfloat16)
+    precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(amp[1], "fp32") if amp[0] else "fp32"
+    if name == "flash" and not (dev.type == "cuda" and half):
+        return f"sdpa {precision} ({FALLBACK} from flash: it needs CUDA with fp16/bf16, ran on {dev.type})"
+    if name == "cluster-blocked" and dev.type == "cuda":
+        on_cuda = (arch.get("attention_options") or {}).get("on_cuda", "flex")
+        return "cluster-blocked" if on_cuda == "blocked" else "flex (cluster-blocked on CUDA)"
+    return f"{name} {precision}"
+
+
 def timing_summary(timing: pd.DataFrame) -> dict:
     """Medians and p90 of the timed events (warm-up passes were never timed), as evaluate reports them."""
     from .evaluate import prediction_timing_summary
@@ -135,6 +159,8 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
                         file=Path(model_dir) / "preprocessing.json")
     locality = locality_settings(cfg)  # cluster-restricted attention / contrastive: tables per event
     amp = amp_settings(cfg["training"]["amp"], dev)
+    attention = attention_used(cfg, dev, amp)
+    (log.warning if FALLBACK in attention else log.info)("%s attention on %s: %s", cfg["model"], dev, attention)
     rng = np.random.default_rng(seed)
     # particle_id only for the posteriors' true class: prediction itself never reads the truth.
     columns = (["event_id", "hit_id", "x", "y", "z"] + (["particle_id"] if posteriors is not None else [])
@@ -189,7 +215,8 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
             if posteriors is not None and i < posterior_events:
                 post.append(_posterior_rows(event, out_t["logits"][0].cpu(), prep, rng, posterior_hits, posterior_top))
     write_submission(out, pd.concat(subs, ignore_index=True))
-    timing_df = pd.DataFrame(rows, columns=TIMING.names)
+    # The attention path actually used rides along (an extra column evaluate carries into metrics.json).
+    timing_df = pd.DataFrame(rows, columns=TIMING.names).assign(attention=attention)
     if timing is not None:
         write_csv(timing, timing_df)
     if posteriors is not None:

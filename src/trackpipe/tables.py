@@ -58,6 +58,14 @@ CPU_ONLY = "CPU only"
 CPU_ONLY_NOTE = (f"{CPU_ONLY}: a tracker without a network (e.g. helix-dbscan): all of its work is CPU side, it has "
                  "no GPU side.")
 
+FALLBACK_MARK = "†"
+FALLBACK_NOTE = (f"{FALLBACK_MARK}: the network ran a fallback path, not its configured one (metrics.json "
+                 "'attention', e.g. flash attention without CUDA fp16/bf16 runs sdpa in fp32).")
+SAME_MARK = "‡"
+#: Model variants that differ from their base model only in how attention is computed: when both ran the
+#: same attention computation on a dataset, the variant's numbers are the base's computation again.
+VARIANT_OF = {"encreg-fa": "encreg"}
+
 #: Table 2 rows per dataset: (metrics.json key prefix, display label): the paper's CPU side / GPU side.
 TIMING_QUANTITIES = (
     ("host_cpu_ms", "CPU side ms"),
@@ -155,6 +163,22 @@ def time_range(metrics: dict | None, stat: str = "median") -> tuple[float, float
     return None if gpu is None else (max(cpu, gpu), cpu + gpu)
 
 
+def attention_computation(metrics: dict | None) -> str | None:
+    """The attention computation a result ran (metrics.json 'attention' without the fallback remark)."""
+    if not metrics or not metrics.get("attention"):
+        return None
+    return " | ".join(sorted({a.split(" (")[0].strip() for a in str(metrics["attention"]).split(" | ")}))
+
+
+def same_computation_as(results: dict, dataset: str, model: str) -> str | None:
+    """The base model whose computation `model`'s result on `dataset` repeats (`VARIANT_OF`), or None."""
+    base = VARIANT_OF.get(model)
+    if base is None:
+        return None
+    mine, theirs = (attention_computation(results.get((dataset, m))) for m in (model, base))
+    return base if mine is not None and mine == theirs else None
+
+
 def lacks_truth(metrics: dict | None) -> bool:
     """Whether a metrics.json is that of a store without truth (``"truth": false``; older files: no)."""
     return metrics is not None and metrics.get("truth", True) is False
@@ -171,6 +195,25 @@ class _Notes:
 
     def __init__(self):
         self.used: set[str] = set()
+        self.same: dict[str, set[str]] = {}
+
+    def marks(self, results: dict, dataset: str, model: str) -> str:
+        """``†`` for a fallback path, ``‡`` for a repeat of another model's computation (noted once)."""
+        metrics = results.get((dataset, model))
+        out = ""
+        if metrics and "fallback" in str(metrics.get("attention", "")):
+            out += FALLBACK_MARK
+            self.used.add(FALLBACK_NOTE)
+        base = same_computation_as(results, dataset, model)
+        if base is not None:
+            out += SAME_MARK
+            self.same.setdefault(f"{model}|{base}|{attention_computation(metrics)}", set()).add(dataset)
+        return out
+
+    def same_notes(self) -> list[str]:
+        return [f"{SAME_MARK}: {model} ran the same computation as {base} ({computation} attention) on "
+                f"{', '.join(sorted(datasets))}: not an independent result."
+                for key, datasets in sorted(self.same.items()) for model, base, computation in [key.split("|")]]
 
     def cell(self, metrics: dict | None, value: float | None, fmt, *, needs_truth: bool = False) -> str:
         """The display string; `needs_truth`: the quantity is a score, shown as ``no truth`` without one."""
@@ -186,8 +229,8 @@ class _Notes:
         return fmt(value)
 
     def ordered(self, extra=()) -> list[str]:
-        return [n for n in (NOT_RUN_NOTE, NO_TRUTH_NOTE, NOT_AVAILABLE_NOTE, CPU_DEVICE_NOTE, CPU_ONLY_NOTE)
-                if n in self.used] + list(extra)
+        return [n for n in (NOT_RUN_NOTE, NO_TRUTH_NOTE, NOT_AVAILABLE_NOTE, CPU_DEVICE_NOTE, CPU_ONLY_NOTE,
+                            FALLBACK_NOTE) if n in self.used] + self.same_notes() + list(extra)
 
 
 def _raw(metrics: dict | None, value: float | None, *, needs_truth: bool = False):
@@ -216,7 +259,8 @@ def table1(results: dict, datasets=None, models=None) -> Table:
         for model in models:
             metrics = results.get((dataset, model))
             value = metric_value(metrics, key)
-            row.append(notes.cell(metrics, value, "{:.3f}".format, needs_truth=True))
+            row.append(notes.cell(metrics, value, lambda v, d=dataset, m=model: f"{v:.3f}{notes.marks(results, d, m)}",
+                                  needs_truth=True))
             record[model] = _raw(metrics, value, needs_truth=True)
         rows.append(row)
         records.append(record)
@@ -259,6 +303,9 @@ def table2(results: dict, datasets=None, models=None) -> Table:
                 if prefix == "device_ms" and gpu_side_on_cpu(metrics):
                     mark = CPU_DEVICE_MARK
                     notes.used.add(CPU_DEVICE_NOTE)
+
+                if prefix == "device_ms":
+                    mark += notes.marks(results, dataset, model)
 
                 def fmt(m, p90=p90, mark=mark):
                     return f"{_fmt_ms(m)}{mark}" + ("" if p90 is None else f" ({_fmt_ms(p90)})")

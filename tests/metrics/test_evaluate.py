@@ -172,3 +172,14 @@ def test_workflow_evaluate_with_truth_is_evaluate(trackml_dir, trackml_event, tm
     assert a == b and a["truth"] is True and a["trackml_score"] == 1.0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "binned.parquet"),
                                   pd.read_parquet(tmp_path / "b" / "binned.parquet"))
+
+
+def test_timing_metrics_carry_the_attention_actually_used():
+    from trackpipe.evaluate import timing_metrics
+
+    fallback = "sdpa fp32 (fallback from flash: it needs CUDA with fp16/bf16, ran on cpu)"
+    timing = pd.DataFrame({"event_id": [1, 2], "n_hits": 10, "device_ms": [1.0, 2.0], "host_cpu_ms": [3.0, 4.0],
+                           "wall_ms": [5.0, 6.0], "device": "cpu", "attention": fallback})
+    m = timing_metrics(timing, warmup=0)
+    assert m["attention"] == fallback and m["device"] == "cpu"
+    assert "attention" not in timing_metrics(timing.drop(columns="attention"), warmup=0)   # older files

@@ -228,3 +228,33 @@ def test_headline_metric_comes_from_the_evaluation_not_the_name():
     assert rows["redvid-renamed-real"] == ["trackml_score", "0.700"]
     # Without a headline in any metrics (older results), the name decides as before.
     assert tables.score_key("redvid-x") == "fit_accuracy" and tables.score_key("acts-x") == "trackml_score"
+
+
+def test_fallback_and_same_computation_are_marked():
+    """EncReg-FA on a CPU falls back to sdpa fp32: EncReg's computation; both tables say so."""
+    base = {"truth": True, "trackml_score": 0.276, "device": "cpu", "device_ms_median": 5.0, "device_ms_p90": 6.0,
+            "host_cpu_ms_median": 2.0, "host_cpu_ms_p90": 3.0, "wall_ms_median": 9.0, "wall_ms_p90": 9.5}
+    results = {
+        ("trackml-10-50", "encreg"): {**base, "attention": "sdpa fp32"},
+        ("trackml-10-50", "encreg-fa"): {**base, "attention": "sdpa fp32 (fallback from flash: it needs CUDA "
+                                                              "with fp16/bf16, ran on cpu)"},
+        # On a GPU the flash path ran: a result of its own, no mark.
+        ("trackml-200-500", "encreg"): {**base, "attention": "sdpa bf16", "device": "cuda"},
+        ("trackml-200-500", "encreg-fa"): {**base, "attention": "flash bf16", "device": "cuda"},
+    }
+    t1 = tables.table1(results)
+    cells = {r[0]: dict(zip(t1.header, r)) for r in t1.rows}
+    assert cells["trackml-10-50"]["encreg-fa"] == f"0.276{tables.FALLBACK_MARK}{tables.SAME_MARK}"
+    assert cells["trackml-10-50"]["encreg"] == "0.276"
+    assert cells["trackml-200-500"]["encreg-fa"] == "0.276"
+    assert tables.FALLBACK_NOTE in t1.notes
+    same = [n for n in t1.notes if n.startswith(tables.SAME_MARK)]
+    assert same == [f"{tables.SAME_MARK}: encreg-fa ran the same computation as encreg (sdpa fp32 attention) on "
+                    "trackml-10-50: not an independent result."]
+    t2 = tables.table2(results)
+    gpu = {r[0]: dict(zip(t2.header, r)) for r in t2.rows if r[1] == "GPU side ms"}
+    assert gpu["trackml-10-50"]["encreg-fa"].startswith(f"5.00{tables.CPU_DEVICE_MARK}{tables.FALLBACK_MARK}"
+                                                        f"{tables.SAME_MARK}")
+    assert gpu["trackml-200-500"]["encreg-fa"] == "5.00 (6.00)"
+    # The CSV keeps exact numbers, no marks.
+    assert t1.data.set_index("dataset").loc["trackml-10-50", "encreg-fa"] == 0.276

@@ -47,7 +47,10 @@ def test_cli_train_then_predict(stores, tmp_path, model, capsys):
     merged = hits.merge(sub, on=["event_id", "hit_id"], how="outer", indicator=True)
     assert (merged._merge == "both").all() and len(sub) == len(hits)
     timing = pd.read_csv(tmp_path / "timing.csv")
-    assert timing.columns.tolist() == TIMING.names and (timing.device == "cpu").all()
+    assert timing.columns.tolist() == TIMING.names + ["attention"] and (timing.device == "cpu").all()
+    # The attention actually run: EncReg-FA's flash falls back to sdpa in fp32 on a CPU (= EncReg's).
+    expected = "sdpa fp32 (fallback from flash" if model == "encreg-fa" else "sdpa fp32"
+    assert timing.attention.str.startswith(expected).all()
     assert timing.event_id.tolist() == EventStore(stores / "test").event_ids.tolist()
     assert (timing.n_hits.to_numpy() == EventStore(stores / "test").index.n_hits.to_numpy()).all()
     assert (timing.device_ms > 0).all() and (timing.wall_ms >= timing.device_ms).all()
