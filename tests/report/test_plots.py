@@ -125,7 +125,8 @@ def test_power_law_fit_recovers_exponent(k):
 
 def test_scaling_legend_states_exponents(tmp_path):
     fig = scaling.plot_scaling(fake_scaling(np.random.default_rng(6)), tmp_path / "s")
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert fig.axes[0].get_legend() is None        # the legend is outside the data
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     exponents = sorted(float(lab.split("N^{")[1].split("}")[0]) for lab in labels)
     assert exponents == pytest.approx([1.2, 2.0], abs=0.05)
 
@@ -150,7 +151,9 @@ def test_fig5_points_are_the_events(tmp_path):
     data = _fig5_data()
     fig = timing.plot_time_vs_tracks(data, tmp_path / "f5", time_column="wall_ms")
     ax = fig.axes[0]
-    for model, coll in zip(sorted(data), ax.collections):
+    points = [c for c in ax.collections if c.get_label().endswith(" events")]
+    assert len(points) == len(data)
+    for model, coll in zip(sorted(data), points):
         pts = coll.get_offsets()
         np.testing.assert_allclose(np.asarray(pts), data[model][["n_particles", "wall_ms"]].to_numpy(float))
     assert ax.get_xscale() == ax.get_yscale() == "log"
@@ -240,3 +243,20 @@ def test_identical_bytes_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / run / "s"), str(here)], check=True, env=env)
     for ext in ("png", "pdf"):
         assert (tmp_path / "a" / f"s.{ext}").read_bytes() == (tmp_path / "b" / f"s.{ext}").read_bytes()
+
+
+def test_dense_event_display_shows_a_phi_slice_with_few_coloured_tracks(tmp_path):
+    """An HL-LHC-sized event is not drawn as a solid disc: a φ slice of about `max_hits` hits, with only
+    the `max_colours` candidates with most hits there in colour (one colour each) over grey hits."""
+    event, sub = fake_event(np.random.default_rng(4), 1, n_particles=3000, hits_per_particle=8, n_noise=2000)
+    fig = event_display.plot_event_display(event.hits, sub, tmp_path / "ed", max_colours=12, max_hits=2000)
+    xy = fig.axes[0]
+    grey, coloured = xy.collections[:2]
+    n_drawn = len(grey.get_offsets()) + len(coloured.get_offsets())
+    inside, half = event_display.phi_slice(event.hits, 2000)
+    assert n_drawn == inside.sum() and 1500 < n_drawn < 2600 and half < np.pi
+    phi = np.arctan2(coloured.get_offsets()[:, 1], coloured.get_offsets()[:, 0])
+    assert (np.abs(phi) < half).all()
+    colours = {tuple(c) for c in np.round(coloured.get_facecolors(), 6)}
+    assert len(colours) == 12                                  # 12 tracks, 12 distinct colours
+    assert f"|φ| < {half:.3f}" in fig.get_suptitle()

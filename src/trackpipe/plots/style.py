@@ -102,7 +102,8 @@ def log_axis(ax, axis: str = "x") -> None:
     target.set_minor_formatter(NullFormatter())
 
 
-def figure_legend(fig, axes, *, ncol: int = 4, title: str | None = None, loc: str = "outside lower center"):
+def figure_legend(fig, axes, *, ncol: int = 4, title: str | None = None, loc: str = "outside lower center",
+                  **kwargs):
     """One legend for the whole figure, outside the panels (below them by default, so it never meets
     the title or the data), with every labelled artist of `axes` once."""
     handles, labels = [], []
@@ -113,7 +114,7 @@ def figure_legend(fig, axes, *, ncol: int = 4, title: str | None = None, loc: st
                 labels.append(lab)
     if not handles:
         return None
-    return fig.legend(handles, labels, loc=loc, ncol=min(len(labels), ncol), title=title)
+    return fig.legend(handles, labels, loc=loc, ncol=min(len(labels), ncol), title=title, **kwargs)
 
 
 def output_paths(out) -> list[Path]:
