@@ -258,8 +258,13 @@ def make_fig4(results: dict, out, dataset: str, *, models=None, metrics=None, va
             gaps.add(item, f"binned.parquet has no {', '.join(absent)} (evaluated before they existed?)",
                      dataset=dataset, model=m)
         binned[m] = table
+    variables = tuple(variables or DEFAULTS["fig4_variables"])
+    if not any((t.metric.isin(metrics) & t.variable.isin(variables)).any() for t in binned.values()):
+        # REDVID-like truth has no momenta: only the "all" rows exist, a figure would be empty panels.
+        gaps.add(item, f"nothing binned in {', '.join(variables)} (no particle momenta, e.g. REDVID)", dataset=dataset)
+        return []
     caption = fig4_caption(results, dataset, binned, metrics)
-    plot_binned(binned, out, metrics=metrics, variables=tuple(variables or DEFAULTS["fig4_variables"]),
+    plot_binned(binned, out, metrics=metrics, variables=variables,
                 title=title or dataset, caption=caption,
                 min_entries=int(DEFAULTS["fig4_min_entries"] if min_entries is None else min_entries))
     return output_paths(out)
@@ -300,7 +305,12 @@ def make_fig5(results: dict, out, dataset: str, *, models=None, time_column: str
         if per_event is None:
             gaps.add("fig5", "timing.csv but no per_event.parquet", dataset=dataset, model=model)
             continue
-        per_model[model] = timing_with_tracks(path, per_event)
+        joined = timing_with_tracks(path, per_event)
+        if not joined[time_column or DEFAULTS["fig5_time"]].notna().any():
+            gaps.add("fig5", f"no {time_column or DEFAULTS['fig5_time']} (a tracker without a network has no "
+                     "GPU side)", dataset=dataset, model=model)
+            continue
+        per_model[model] = joined
     if not per_model:
         gaps.add("fig5", "no model with both timing.csv and per_event.parquet", dataset=dataset)
         return []
