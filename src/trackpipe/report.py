@@ -312,7 +312,7 @@ def make_fig5(results: dict, out, dataset: str, *, models=None, time_column: str
             continue
         per_model[model] = joined
     if not per_model:
-        gaps.add("fig5", "no model with both timing.csv and per_event.parquet", dataset=dataset)
+        gaps.add("fig5", "no model with timing.csv (with this time column) and per_event.parquet", dataset=dataset)
         return []
     plot_time_vs_tracks(per_model, out, time_column=time_column or DEFAULTS["fig5_time"], title=dataset)
     return output_paths(out)

@@ -84,7 +84,7 @@ def plot_complexity(results: dict, out, *, datasets=None, models=None, title: st
             ax.set_xlim(-0.5, max(len(datasets), 1) - 0.5)
             ax.set_ylabel(ylabel)
             if not drawn:
-                no_data(ax)
+                no_data(ax, "no GPU side (trackers without a network)" if key == "device_ms_median" else "no data")
                 continue
             if log:
                 log_axis(ax, "y")
