@@ -187,7 +187,8 @@ def test_fig6_series_break_at_missing_results(tmp_path):
     assert range_ax.get_yscale() == "log"
     assert [t.get_text() for t in score_ax.get_xticklabels()] == list(levels)
     # One colour per model, and the legend outside every panel.
-    colours = {line.get_label(): line.get_color() for line in cpu_ax.get_lines() if not line.get_label().startswith("_")}
+    colours = {line.get_label(): line.get_color() for line in cpu_ax.get_lines()
+               if not line.get_label().startswith("_")}
     assert len(set(colours.values())) == len(colours) == 3
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
 

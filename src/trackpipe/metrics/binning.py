@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .alignment import AlignedHits, align
-from .efficiency import DEFAULT_CUTS, KINEMATICS, particle_kinematics, selection
+from .efficiency import DEFAULT_CUTS, particle_kinematics, selection
 from .tracks import double_majority, particle_hit_counts, track_arrays
 
 # Default bin edges: pT in GeV, eta, phi in rad, vz in mm. Bins are [lo, hi); values outside are dropped.

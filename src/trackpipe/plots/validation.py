@@ -167,7 +167,8 @@ def validation_plots(stores, out_dir, *, kind: str = "trackml", reference_trackm
         fig, axes = _figure()
         ax = axes[0, 0]
         counts, edges = np.histogram(per_event, bins=30)
-        ax.stairs(counts, edges, color=SERIES[sim]["color"], linewidth=1.4, label=f"simulation ({len(per_event)} events)")
+        ax.stairs(counts, edges, color=SERIES[sim]["color"], linewidth=1.4,
+                  label=f"simulation ({len(per_event)} events)")
         filled = counts > 0
         ax.errorbar(0.5 * (edges[:-1] + edges[1:])[filled], counts[filled], yerr=np.sqrt(counts[filled]), fmt="none",
                     ecolor=SERIES[sim]["color"], elinewidth=0.8, label="_stat. error")
