@@ -76,14 +76,24 @@ TIMING_QUANTITIES = (
 RANGE_QUANTITY = ("total_range_ms", "total ms (range)")
 
 #: Locality clustering table: (clustering.json key, display label, format).
+#: The slides' (seed 001) columns in their order: Recon. Ratio, Track DM eff., # clusters, # tracks, Attn. matrix
+#: reduction; then the clustering time per event.
 CLUSTERING_COLUMNS = (
     ("reconstructible_ratio", "recon. ratio", "{:.3f}"),
-    ("cluster_dm_efficiency", "DM eff.", "{:.3f}"),
-    ("n_clusters", "clusters", "{:.0f}"),
-    ("attention_fraction", "attn. fraction", "{:.6f}"),
+    ("cluster_dm_efficiency", "track DM eff.", "{:.3f}"),
+    ("n_clusters", "# clusters", "{:.0f}"),
+    ("n_tracks", "# tracks", "{:.0f}"),
+    ("attention_fraction", "attn. matrix reduction", "{:.6f}"),
     ("seconds_per_event", "s / event", "{:.3g}"),
 )
 LATENCY_ORDER = ("clustering_and_masks", "encoder_forward", "track_formation", "total")
+#: Seed 004's Table 1 rows, by latency.json component.
+LATENCY_LABELS = {
+    "clustering_and_masks": "hit clustering & mask building",
+    "encoder_forward": "transformer encoder forward pass",
+    "track_formation": "track candidate formation",
+    "total": "total latency",
+}
 
 
 @dataclass
@@ -429,8 +439,9 @@ def locality_clustering_table(clustering: dict, dataset: str) -> Table:
     keys = [k for k, _, _ in CLUSTERING_COLUMNS]
     caption = (f"Locality clustering on {dataset}, per detector region and algorithm: reconstructible ratio "
                "(particles with pT > 0.9 GeV and >= 3 hits having >= 50 % of their hits in one cluster), "
-               "double-majority efficiency of the clusters alone, number of clusters, attention fraction "
-               "(sum of squared cluster sizes over N squared) and clustering time per event.")
+               "double-majority efficiency of the clusters alone, number of clusters, number of tracks (the "
+               "reconstructible-ratio denominator), attention matrix reduction (sum of squared cluster sizes over "
+               "N squared) and clustering time per event: the columns of the slides' table, per region.")
     return Table(f"locality_clustering_{dataset}", caption,
                  ["region", "algorithm", *[label for _, label, _ in CLUSTERING_COLUMNS]], rows,
                  pd.DataFrame.from_records(records, columns=["region", "algorithm", *keys]), notes.ordered())
@@ -442,7 +453,7 @@ def locality_latency_table(latency: dict, dataset: str) -> Table:
     rows, records = [], []
     for component in components:
         value = metric_value(latency, component)
-        rows.append([component, NOT_AVAILABLE if value is None else _fmt_ms(value)])
+        rows.append([LATENCY_LABELS.get(component, component), NOT_AVAILABLE if value is None else _fmt_ms(value)])
         records.append({"component": component, "ms": NOT_AVAILABLE if value is None else value})
     notes = [NOT_AVAILABLE_NOTE] if any(r[1] == NOT_AVAILABLE for r in rows) else []
     return Table(f"locality_latency_{dataset}", f"Locality tracker latency per event on {dataset}, by component.",

@@ -146,13 +146,18 @@ def test_locality_tables(tmp_path):
                                              "seconds_per_event": 0.1}}}
     t = tables.locality_clustering_table(clustering, "hllhc-pixel")
     assert [r[:2] for r in t.rows] == [["barrel", "dbscan"], ["endcap", "dbscan"], ["endcap", "grid_window"]]
-    assert t.rows[0][2:] == ["0.987", "0.140", "499", "0.000285", "0.3"]
+    # The slides' columns, in their order (seed 001): # tracks absent from this entry shows as n/a.
+    assert t.header[2:] == ["recon. ratio", "track DM eff.", "# clusters", "# tracks", "attn. matrix reduction",
+                            "s / event"]
+    assert t.rows[0][2:] == ["0.987", "0.140", "499", tables.NOT_AVAILABLE, "0.000285", "0.3"]
     assert t.rows[1][-1] == tables.NOT_AVAILABLE     # no timing for this entry: shown as n/a
     paths = tables.write_table(t, tmp_path)
     check_latex(paths[2].read_text(), len(t.header), 3)
     lat = tables.locality_latency_table({"total": 73.0, "encoder_forward": 20.0, "clustering_and_masks": 6.0,
                                          "track_formation": 47.0}, "hllhc-pixel")
-    assert [r[0] for r in lat.rows] == list(tables.LATENCY_ORDER)
+    # Seed 004's rows: clustering & masks, encoder, track formation, total.
+    assert [r[0] for r in lat.rows] == [tables.LATENCY_LABELS[c] for c in tables.LATENCY_ORDER]
+    assert lat.data.component.tolist() == list(tables.LATENCY_ORDER)
     assert lat.data.ms.tolist() == [6.0, 20.0, 47.0, 73.0]
 
 
