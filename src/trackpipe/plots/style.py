@@ -49,10 +49,11 @@ _METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer"
 #: study's extra series (`bench.scaling.ENCODERS`). Each gets its own colour and marker, the same in
 #: every figure; names outside this list follow in the slots after it (alphabetically per figure).
 STYLE_ORDER = MODEL_ORDER + ("encoder-dense", "encoder-blocked", "locality", "encoder-flash")
-# Colour-blind-safe first (Okabe-Ito), then distinct Tableau hues; no grey (grey means "too few entries").
-_PALETTE = ("#000000", "#d62728", "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#8c564b",
+# One slot per STYLE_ORDER entry: EncCla black and EncReg red as in the paper's Fig. 4, the others
+# colour-blind-safe (Okabe-Ito) then distinct Tableau hues; no grey (grey means "too few entries").
+_PALETTE = ("#0072b2", "#e69f00", "#000000", "#d62728", "#009e73", "#cc79a7", "#56b4e9", "#8c564b",
             "#9467bd", "#bcbd22", "#17becf", "#ff7f0e", "#2ca02c", "#7f3b08", "#1f3a93", "#f0027f")
-_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h", "*", "p", "d", "H", "8", "o")
+_MARKERS = ("D", "v", "o", "s", "^", "P", "X", "<", ">", "h", "*", "p", "d", "H", "8", "o")
 GREY = "#b0b0b0"
 
 
