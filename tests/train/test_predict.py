@@ -151,3 +151,23 @@ def test_warmup_runs_the_whole_per_event_pipeline(stores, tmp_path, monkeypatch,
     assert calls[:2] == [first, first]                       # the warm-up: first event, twice
     assert calls[2:] == store.index.n_hits.tolist()          # then every event once, timed
     assert len(pd.read_csv(tmp_path / "t.csv")) == len(store)
+
+
+def test_classical_runner_warms_up_the_whole_tracker_and_files_no_gpu_side(stores, tmp_path):
+    """tracking.runner: the untimed warm-up is one full tracker call on the first event (its clustering
+    included) before the timed ones; a tracker without a network reports no device (GPU side) time."""
+    from trackpipe.tracking.runner import run_tracker
+
+    calls = []
+
+    def tracker(event):
+        calls.append(int(event.event_id))
+        return np.arange(len(event.hits)), {"device_s": None, "host_cpu_s": 0.001}
+
+    store = EventStore(stores / "test")
+    run_tracker(stores / "test", tracker, tmp_path / "s.csv", timing_csv=tmp_path / "t.csv", warmup=1)
+    ids = store.event_ids.tolist()
+    assert calls == [ids[0], *ids]
+    timing = pd.read_csv(tmp_path / "t.csv")
+    assert timing.event_id.tolist() == ids and timing.device_ms.isna().all()
+    assert (timing.host_cpu_ms == 1.0).all()
