@@ -326,7 +326,13 @@ def make_fig6(results: dict, out, *, datasets=None, models=None, gaps: Gaps | No
     # The x axis is the complexity level: datasets that no model was run on are not levels of this study.
     evaluated = {d for d, _ in results["metrics"]}
     levels = [d for d in (datasets or results["datasets"]) if d in evaluated]
-    plot_complexity(results["metrics"], out, datasets=levels, models=models or results["models"])
+    per_event = {}
+    for pair, path in results["per_event"].items():   # per-event scores: the score's bootstrap interval
+        table = read_table(path, ("event_id",))
+        if not tables.lacks_truth(results["metrics"].get(pair)):
+            per_event[pair] = table
+    plot_complexity(results["metrics"], out, datasets=levels, models=models or results["models"],
+                    per_event=per_event)
     return output_paths(out)
 
 

@@ -261,3 +261,22 @@ def test_dense_event_display_shows_a_phi_slice_with_few_coloured_tracks(tmp_path
     colours = {tuple(c) for c in np.round(coloured.get_facecolors(), 6)}
     assert len(colours) == 12                                  # 12 tracks, 12 distinct colours
     assert f"|φ| < {half:.3f}" in fig.get_suptitle()
+
+
+def test_fig6_score_interval_is_the_bootstrap_of_the_per_event_scores(tmp_path):
+    from trackpipe.metrics.binning import bootstrap_ratio
+
+    data = _complexity_data()
+    rng = np.random.default_rng(12)
+    per_event = {pair: pd.DataFrame({"event_id": np.arange(20), "trackml_score": rng.uniform(0.3, 0.9, 20),
+                                     "fit_accuracy": rng.uniform(0.3, 0.9, 20)}) for pair in data}
+    levels = ("redvid-linear-10-50", "trackml-10-50", "trackml-200-500")
+    lo, hi = complexity.score_interval(per_event, data, levels, "encreg")
+    scores = per_event[("trackml-10-50", "encreg")].trackml_score.to_numpy()
+    _, ref_lo, ref_hi = bootstrap_ratio(scores[:, None], np.ones((20, 1)), n_resamples=1000, seed=0)
+    assert (lo[1], hi[1]) == (ref_lo[0], ref_hi[0]) and lo[1] < scores.mean() < hi[1]
+    one = {k: v.head(1) for k, v in per_event.items()}
+    assert np.isnan(complexity.score_interval(one, data, levels, "encreg")[0]).all()   # one event: no interval
+    fig = complexity.plot_complexity(data, tmp_path / "f6", per_event=per_event)
+    bars = [c for c in fig.axes[0].containers if c.get_label() == "_encreg 68% CI"]
+    assert len(bars) == 1 and len(bars[0].lines[2][0].get_segments()) == 3      # one bar per level
