@@ -395,7 +395,8 @@ def make_all(results_dir, out_tables, out_figures, datasets=None, models=None,
     `datasets` / `models` (default: every name found) fix the rows and columns of Tables 1–2 and the
     axes of Fig. 6, so a configured model that never ran shows as a gap. `encdec_models` (default: every
     model with an ``encdec_protocol.json``) are the rows of ``table_encdec``. Per-dataset figures are named
-    ``fig4_{dataset}``, ``fig5_{dataset}``, ``fig7_{dataset}_{model}``,
+    ``fig4_{dataset}`` (the paper's FitAccuracy and fake rate), ``efficiency_gnn_tracking_{dataset}`` (the
+    gnn_tracking rates of ``fig4_extra_metrics``), ``fig5_{dataset}``, ``fig7_{dataset}_{model}``,
     ``locality_efficiency_{dataset}``, ``event_display_{dataset}_{model}``; plus ``fig6`` and
     ``scaling``. Gaps go to ``<out_tables>/missing.json`` (also returned among the paths).
     """
