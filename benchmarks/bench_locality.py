@@ -9,8 +9,9 @@ hits overlaid ``--copies`` times, each copy rotated by a random phi and mirrored
 geometry exact; the stand-in has the real event's vertex spread but not the <mu> = 200 pile-up mix.
 
 Printed tables:
- 1. per algorithm (parameters tuned on the validation event, target attention fraction <= 0.0025):
-    reconstructible ratio, attention fraction, clusters, cluster DM efficiency per region, on the test events;
+ 1. per algorithm (parameters tuned on the validation event for the oracle DM efficiency within the
+    attention budget 0.0025 per region, ``locality.tune``): reconstructible ratio, full containment, oracle
+    DM efficiency, attention fraction, clusters, cluster DM efficiency per region, on the test events;
  2. projection + clustering + block tables per event (median of --repeats), target < 1 s;
  3. attention forward at N = 2k / 10k / 30k (+ the full event with its real clusters): cluster-blocked SDPA,
     dense SDPA (no mask: the full-attention cost), compiled FlexAttention with the BlockMask; median ms, the
@@ -95,12 +96,12 @@ def quality(events, algorithms):
         tuned = tune(val, algo, target_fraction=TARGET_FRACTION)
         params = tuned["params"]
         chosen[algo] = params
-        ms = [locality_metrics(h, p, cluster_event(h, algo, params)) for h, p in test]
+        ms = [locality_metrics(h, p, cluster_event(h, algo, params), oracle=True) for h, p in test]
         for region in ("barrel", "endcap", "all"):
             rows.append({"algorithm": algo, "region": region,
                          **{k: float(np.nanmean([m[region][k] for m in ms]))
-                            for k in ("reconstructible_ratio", "attention_fraction", "n_clusters",
-                                      "cluster_dm_efficiency", "n_tracks")},
+                            for k in ("reconstructible_ratio", "full_containment", "oracle_dm_efficiency",
+                                      "attention_fraction", "n_clusters", "cluster_dm_efficiency", "n_tracks")},
                          "tuned_feasible": tuned["feasible"],
                          "tune_s": time.perf_counter() - t0})
     return pd.DataFrame(rows), chosen
@@ -131,9 +132,13 @@ def attention_worker(method, n, threads, repeats, clusters_file):
     from trackpipe.locality.attention import cluster_blocked_attention, flex_cluster_attention
 
     torch.set_num_threads(threads)
-    labels = np.load(clusters_file) if clusters_file else synthetic_clusters(n)
-    n = len(labels)
-    blocks = build_blocks(np.arange(n), labels, n)
+    if clusters_file:
+        hit_index, cluster_id = np.load(clusters_file)
+        n = int(hit_index.max()) + 1
+    else:
+        cluster_id = synthetic_clusters(n)
+        hit_index = np.arange(n)
+    blocks = build_blocks(hit_index, cluster_id, n)
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 4, n, 48, generator=gen) for _ in range(3))
     extra = {}
@@ -146,7 +151,7 @@ def attention_worker(method, n, threads, repeats, clusters_file):
             return torch.nn.functional.scaled_dot_product_attention(q, k, v)
     else:
         t0 = time.perf_counter()
-        bm = blocks.block_mask()
+        bm = blocks.block_mask(bucket=True)
         extra["mask_ms"] = (time.perf_counter() - t0) * 1e3
 
         def fn():
@@ -216,25 +221,27 @@ def main():
     best_algo, best_params, cluster_file = None, None, None
     if not args.skip_quality:
         table, chosen = quality(events, args.algorithms.split(","))
-        print("\n## 1. clustering quality (tuned on validation, reported on test); target: best algorithm "
-              f">= 0.98 with attention fraction <= {TARGET_FRACTION}")
+        print("\n## 1. clustering quality (tuned on validation for the oracle DM at the budget, reported on test); "
+              f"target: oracle DM >= 0.97 in the barrel and the endcaps, each at attention fraction <= {TARGET_FRACTION}")
         print(table.to_string(index=False, float_format=lambda x: f"{x:.5g}"))
-        alls = table[table.region == "all"]
-        ok = alls[alls.attention_fraction <= TARGET_FRACTION]
-        pick = (ok if len(ok) else alls).sort_values("reconstructible_ratio").iloc[-1]
-        best_algo, best_params = pick.algorithm, chosen[pick.algorithm]
-        print(f"best: {best_algo} ratio {pick.reconstructible_ratio:.4f} fraction {pick.attention_fraction:.6f} "
-              f"-> {'MET' if pick.reconstructible_ratio >= 0.98 and pick.attention_fraction <= TARGET_FRACTION else 'NOT MET'}")
+        regions = table[table.region != "all"]
+        per_algo = regions.groupby("algorithm").agg(worst_dm=("oracle_dm_efficiency", "min"),
+                                                     worst_fraction=("attention_fraction", "max"))
+        ok = per_algo[per_algo.worst_fraction <= TARGET_FRACTION]
+        pick = (ok if len(ok) else per_algo).sort_values("worst_dm").iloc[-1]
+        best_algo, best_params = pick.name, chosen[pick.name]
+        met = pick.worst_dm >= 0.97 and pick.worst_fraction <= TARGET_FRACTION
+        print(f"best: {best_algo} worst-region oracle DM {pick.worst_dm:.4f}, largest region fraction "
+              f"{pick.worst_fraction:.6f} -> {'MET' if met else 'NOT MET'}")
         print(f"tuned params: {json.dumps(best_params)}")
         med, result = event_cost(events, best_algo, best_params, args.repeats)
         print(f"\n## 2. projection + clustering + block tables ({best_algo}, {result.n_hits} hits): "
               f"median {med:.3f} s per event (target < 1 s) -> {'MET' if med < 1 else 'NOT MET'}")
         import tempfile
 
-        labels = np.full(result.n_hits, -1, np.int64)
-        labels[result.hit_index] = result.cluster_id  # disjoint clusters for the chosen algorithm
+        # the memberships (a hit in several overlapping windows is in several rows)
         cluster_file = Path(tempfile.mkdtemp()) / "clusters.npy"
-        np.save(cluster_file, labels)
+        np.save(cluster_file, np.stack([result.hit_index, result.cluster_id]))
     print(f"\n## 3. attention forward, threads {args.threads}, batch 1, 4 heads, head dim 48, fp32 (median of "
           f"{args.repeats}; peak = peak RSS above the inputs, incl. warm-up / compile)")
     rows = []

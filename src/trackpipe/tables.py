@@ -76,10 +76,12 @@ TIMING_QUANTITIES = (
 RANGE_QUANTITY = ("total_range_ms", "total ms (range)")
 
 #: Locality clustering table: (clustering.json key, display label, format).
-#: The slides' (seed 001) columns in their order: Recon. Ratio, Track DM eff., # clusters, # tracks, Attn. matrix
-#: reduction; then the clustering time per event.
+#: The slides' (seed 001) columns in their order (Recon. Ratio, Track DM eff., # clusters, # tracks, Attn. matrix
+#: reduction) with the two ceilings (full containment, oracle DM) after the ratio; then the time per event.
 CLUSTERING_COLUMNS = (
     ("reconstructible_ratio", "recon. ratio", "{:.3f}"),
+    ("full_containment", "full containment", "{:.3f}"),
+    ("oracle_dm_efficiency", "oracle DM", "{:.3f}"),
     ("cluster_dm_efficiency", "track DM eff.", "{:.3f}"),
     ("n_clusters", "# clusters", "{:.0f}"),
     ("n_tracks", "# tracks", "{:.0f}"),
@@ -418,8 +420,9 @@ def locality_clustering_table(clustering: dict, dataset: str) -> Table:
     """The clustering comparison of the slides: one row per region and algorithm.
 
     `clustering` is the content of ``results/locality/{dataset}/clustering.json``:
-    ``{algorithm: {region: {reconstructible_ratio, attention_fraction, n_clusters,
-    cluster_dm_efficiency, seconds_per_event}}}``. Absent quantities show ``n/a``.
+    ``{algorithm: {region: {reconstructible_ratio, full_containment, oracle_dm_efficiency,
+    attention_fraction, n_clusters, cluster_dm_efficiency, seconds_per_event}}}``. Absent quantities
+    show ``n/a``.
     """
     notes = _Notes()
     rows, records = [], []
@@ -439,9 +442,12 @@ def locality_clustering_table(clustering: dict, dataset: str) -> Table:
     keys = [k for k, _, _ in CLUSTERING_COLUMNS]
     caption = (f"Locality clustering on {dataset}, per detector region and algorithm: reconstructible ratio "
                "(particles with pT > 0.9 GeV and >= 3 hits having >= 50 % of their hits in one cluster), "
-               "double-majority efficiency of the clusters alone, number of clusters, number of tracks (the "
-               "reconstructible-ratio denominator), attention matrix reduction (sum of squared cluster sizes over "
-               "N squared) and clustering time per event: the columns of the slides' table, per region.")
+               "full containment (all their hits in one neighbourhood), oracle DM (the double-majority "
+               "efficiency of the project's track formation on a perfect embedding: the ceiling the "
+               "neighbourhoods allow), double-majority efficiency of the clusters alone, number of clusters, "
+               "number of tracks (the reconstructible-ratio denominator), attention matrix reduction (sum of "
+               "squared cluster sizes over N squared) and clustering time per event: the slides' columns plus "
+               "the two ceilings, per region.")
     return Table(f"locality_clustering_{dataset}", caption,
                  ["region", "algorithm", *[label for _, label, _ in CLUSTERING_COLUMNS]], rows,
                  pd.DataFrame.from_records(records, columns=["region", "algorithm", *keys]), notes.ordered())

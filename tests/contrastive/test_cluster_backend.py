@@ -12,7 +12,7 @@ from trackpipe.locality.blocks import build_blocks
 from trackpipe.models.attention import AttentionMask, build_attention
 from trackpipe.models.heads import ClassificationHead, EncoderModel
 from trackpipe.models.backbone import Encoder
-from trackpipe.train.locality import batch_blocks
+from trackpipe.locality.blocks import batch_blocks
 
 
 def event_blocks_and_mask(lengths, n_max, seed=0):

@@ -106,3 +106,28 @@ def test_auto_backend_on_cpu_is_the_trainable_blocked_path():
     assert q.grad is not None and torch.isfinite(q.grad).all()
     with pytest.raises(ValueError, match="backend"):
         cluster_attention(q, k, v, b, backend="dense")
+
+
+def test_default_overlapping_windows_of_a_real_event_match_dense_attention(trackml_event):
+    """The default neighbourhoods (grid windows overlapping by half on both axes: every hit in 4 windows)
+    through both backends against a dense reference: each (hit, window) token attends densely to the
+    window's hits, a hit's output is the mean over its windows."""
+    from trackpipe.locality.events import pixel_hits
+    from trackpipe.locality.pipeline import cluster_event
+
+    hits = pixel_hits(trackml_event.hits)
+    hits = hits[np.abs(np.arctan2(hits.y, hits.x)) < 0.8].reset_index(drop=True)  # a slice keeps N small
+    r = cluster_event(hits, "grid_window", event=1)
+    b = build_blocks(r.hit_index, r.cluster_id, r.n_hits, {"block_size": 64})
+    n = r.n_hits
+    assert np.bincount(b.hit_multiplicity).argmax() == 4 and b.n_tokens > 3 * n
+    member = torch.zeros(r.n_clusters, n, dtype=torch.bool)
+    member[torch.as_tensor(r.cluster_id), torch.as_tensor(r.hit_index)] = True
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 2, n, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    th = torch.as_tensor(b.token_hit)
+    per_token = F.scaled_dot_product_attention(q[:, :, th], k, v, attn_mask=member[torch.as_tensor(b.token_cluster)])
+    ref = torch.zeros_like(q).index_add(2, th, per_token) / torch.as_tensor(b.hit_multiplicity, dtype=q.dtype)[:, None]
+    assert (cluster_blocked_attention(q, k, v, b) - ref).abs().max() <= 1e-10
+    out = flex_cluster_attention(q.float(), k.float(), v.float(), b.block_mask(), blocks=b, compiled=False)
+    assert (out - ref.float()).abs().max() <= 1e-5

@@ -84,8 +84,17 @@ def test_padding_block_mask_tables():
     bm = padding_block_mask(valid, block_size=8)
     dense = bm.to_dense()[:, 0]  # (B, q_blocks, kv_blocks): 1 where a block is visited
     n_blocks = torch.tensor([5, 3, 1])  # ceil(len / 8)
-    expected = (torch.arange(5)[None, None, :] < n_blocks[:, None, None]).expand(3, 5, 5)
+    real = torch.arange(5)[None, :] < n_blocks[:, None]
+    # real query blocks visit the real key blocks; query blocks of padding visit nothing
+    expected = real[:, :, None] & real[:, None, :]
     assert torch.equal(dense.bool(), expected)
+    # padded to a bucket of 8 blocks: the extra blocks are skipped as queries and as keys
+    bucket = padding_block_mask(valid, block_size=8, length=64)
+    assert bucket.seq_lengths == (64, 64)
+    assert torch.equal(bucket.to_dense()[:, 0].bool()[:, :5, :5], expected)
+    assert not bucket.to_dense()[:, 0, 5:].any() and not bucket.to_dense()[:, 0, :, 5:].any()
+    with pytest.raises(ValueError, match="shorter"):
+        padding_block_mask(valid, block_size=8, length=30)
 
 
 def test_flex_eager_matches_dense_reference_small():
@@ -130,6 +139,31 @@ def test_flex_compiled_matches_dense_reference():
     with torch.no_grad():
         out = build_attention("flex", {"compile": "always"})(q, k, v, AttentionMask(valid))
     assert_valid_rows_close(out, dense_reference(q, k, v, valid), valid, atol=1e-4)
+
+
+@pytest.mark.compile
+@pytest.mark.skipif(not A.compiler_available("cpu"), reason="torch.compile has no C++ compiler on this machine")
+@pytest.mark.skipif(os.environ.get("TRACKPIPE_SKIP_COMPILE_TESTS") == "1", reason="TRACKPIPE_SKIP_COMPILE_TESTS=1")
+def test_padding_block_mask_path_compiles_once_per_bucket():
+    """Ten padded batches of ten lengths through the flex backend's padding BlockMask: one graph per bucket."""
+    import numpy as np
+    from torch._dynamo.utils import counters
+
+    from trackpipe.locality.flex import bucket_length
+
+    fn = build_attention("flex", {"compile": "always", "block_size": 64})
+    torch._dynamo.reset()
+    counters.clear()
+    buckets = set()
+    for i, n in enumerate(np.linspace(70, 250, 10).astype(int)):
+        q, k, v, valid = random_qkv([int(n), int(n) // 2], dim=16, seed=i)
+        buckets.add(bucket_length(int(n), 64))
+        with torch.no_grad():
+            out = fn(q, k, v, AttentionMask(valid))
+        assert out.shape == q.shape
+        assert_valid_rows_close(out, dense_reference(q, k, v, valid), valid, atol=1e-4)
+    assert buckets == {128, 256}
+    assert int(counters["stats"]["unique_graphs"]) == len(buckets)
 
 
 def test_backend_table_and_hook():

@@ -138,6 +138,7 @@ def test_table2_median_p90_and_device_marks(metrics, tmp_path):
 
 def test_locality_tables(tmp_path):
     clustering = {"dbscan": {"barrel": {"reconstructible_ratio": 0.987, "attention_fraction": 0.000285,
+                                        "full_containment": 0.44, "oracle_dm_efficiency": 0.81,
                                         "n_clusters": 499, "cluster_dm_efficiency": 0.14, "seconds_per_event": 0.3},
                              "endcap": {"reconstructible_ratio": 0.985, "attention_fraction": 0.00052,
                                         "n_clusters": 756, "cluster_dm_efficiency": 0.832}},
@@ -146,10 +147,11 @@ def test_locality_tables(tmp_path):
                                              "seconds_per_event": 0.1}}}
     t = tables.locality_clustering_table(clustering, "hllhc-pixel")
     assert [r[:2] for r in t.rows] == [["barrel", "dbscan"], ["endcap", "dbscan"], ["endcap", "grid_window"]]
-    # The slides' columns, in their order (seed 001): # tracks absent from this entry shows as n/a.
-    assert t.header[2:] == ["recon. ratio", "track DM eff.", "# clusters", "# tracks", "attn. matrix reduction",
-                            "s / event"]
-    assert t.rows[0][2:] == ["0.987", "0.140", "499", tables.NOT_AVAILABLE, "0.000285", "0.3"]
+    # The slides' columns (seed 001) plus the two ceilings; # tracks absent from this entry shows as n/a.
+    assert t.header[2:] == ["recon. ratio", "full containment", "oracle DM", "track DM eff.", "# clusters",
+                            "# tracks", "attn. matrix reduction", "s / event"]
+    assert t.rows[0][2:] == ["0.987", "0.440", "0.810", "0.140", "499", tables.NOT_AVAILABLE, "0.000285", "0.3"]
+    assert t.rows[1][3:5] == [tables.NOT_AVAILABLE] * 2  # older clustering.json without the ceiling
     assert t.rows[1][-1] == tables.NOT_AVAILABLE     # no timing for this entry: shown as n/a
     paths = tables.write_table(t, tmp_path)
     check_latex(paths[2].read_text(), len(t.header), 3)

@@ -10,6 +10,7 @@ rule locality_study:
         clustering=f"{RESULTS}/locality/{{dataset}}/clustering.json",
         latency=f"{RESULTS}/locality/{{dataset}}/latency.json",
         efficiency=f"{RESULTS}/locality/{{dataset}}/efficiency.json",
+        warmup=f"{RESULTS}/locality/{{dataset}}/latency_warmup.json",
     params:
         section={k: v for k, v in config.get("locality_study", {}).items() if k not in ("datasets", "model")},
     log:

@@ -15,14 +15,14 @@ from ..errors import ConfigError, DataError
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "ingest": ("ingest", "convert TrackML / ACTS / REDVID files into an event store"),
+    "ingest": ("ingest", "convert TrackML / ACTS / REDVID / reduced-TrackML / HepMC3 files into an event store"),
     "info": ("info", "summarise an event store"),
     "export": ("export", "write an event store back as TrackML or REDVID CSV"),
     "simulate": ("simulate", "simulate a named dataset (REDVID-like, TrackML-like, physics samples) into split stores"),
     "score": ("score", "score a submission: TrackML score, efficiencies, fake and duplicate rates"),
     "locality": ("locality", "projection clustering metrics per region (reconstructible ratio, attention fraction)"),
     "train": ("train", "train a model (enccla, encreg, encreg-fa, jm) into a model directory"),
-    "predict": ("predict", "reconstruct tracks with a trained model: submission, timing, posteriors"),
+    "predict": ("predict", "reconstruct tracks with a trained model or the helix-dbscan baseline: submission, timing, posteriors"),
     "bench": ("bench", "scaling study + matmul reference: ms/event vs hits per model, GFLOP/s, fraction of peak"),
 }
 

@@ -10,18 +10,19 @@ outputs.
 * ``flex_cluster_attention(q, k, v, block_mask, blocks=...)``: FlexAttention over the cluster-sorted token
   sequence with the ``BlockMask`` from ``ClusterBlocks.block_mask()``. ``compiled=True`` (default) runs it
   under ``torch.compile`` (eager flex materialises the full score matrix); on CPU, torch 2.13 has no
-  FlexAttention backward, so this is the GPU-training / inference path. Without ``blocks`` q, k, v must
-  already be in padded token order (length = block_mask.seq_lengths).
+  FlexAttention backward, so this is the GPU-training / inference path. The tokens are padded to the
+  mask's length: ``cluster_block_mask`` gives the bucketed mask (``locality.flex``), so the compiled
+  kernel is built once per bucket, not once per event. Without ``blocks`` q, k, v must already be in
+  token order (padded to the mask's length by ``locality.flex.flex`` if shorter).
 """
 
 from __future__ import annotations
-
-import functools
 
 import torch
 import torch.nn.functional as F
 
 from .blocks import ClusterBlocks
+from .flex import flex
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -51,28 +52,28 @@ def _bucket_tensors(blocks: ClusterBlocks, device) -> dict:
     outputs are concatenated slot-wise; ``hit_slot`` is the slot of each hit (disjoint clusters), and
     ``valid_slot``/``valid_hit`` list every real token's slot and hit (for pooling duplicated hits).
     """
-    cache = blocks.__dict__.setdefault("_torch_buckets", {})
-    key = str(device)
-    if key not in cache:
-        token_hit = torch.as_tensor(blocks.token_hit, device=device)
-        buckets, valid_slot, valid_hit, offset = [], [], [], 0
-        for L, table in blocks.buckets():
-            t = torch.as_tensor(table, device=device)
-            valid = t >= 0
-            hit_of = token_hit[t.clamp(min=0)].reshape(-1)
-            bias = torch.zeros(t.shape[0], 1, 1, L, device=device).masked_fill(~valid[:, None, None, :], float("-inf"))
-            flat = torch.nonzero(valid.reshape(-1)).squeeze(1)
-            buckets.append((L, hit_of, bias))
-            valid_slot.append(flat + offset)
-            valid_hit.append(hit_of[flat])
-            offset += hit_of.numel()
-        valid_slot, valid_hit = torch.cat(valid_slot), torch.cat(valid_hit)
-        hit_slot = None
-        if int(blocks.hit_multiplicity.max(initial=1)) == 1:
-            hit_slot = torch.empty(blocks.n_hits, dtype=torch.long, device=device)
-            hit_slot[valid_hit] = valid_slot
-        cache[key] = {"buckets": buckets, "valid_slot": valid_slot, "valid_hit": valid_hit, "hit_slot": hit_slot}
-    return cache[key]
+    return blocks.device_cache("bucket_tensors", device, lambda: _build_bucket_tensors(blocks, device))
+
+
+def _build_bucket_tensors(blocks: ClusterBlocks, device) -> dict:
+    token_hit = torch.as_tensor(blocks.token_hit, device=device)
+    buckets, valid_slot, valid_hit, offset = [], [], [], 0
+    for L, table in blocks.buckets():
+        t = torch.as_tensor(table, device=device)
+        valid = t >= 0
+        hit_of = token_hit[t.clamp(min=0)].reshape(-1)
+        bias = torch.zeros(t.shape[0], 1, 1, L, device=device).masked_fill(~valid[:, None, None, :], float("-inf"))
+        flat = torch.nonzero(valid.reshape(-1)).squeeze(1)
+        buckets.append((L, hit_of, bias))
+        valid_slot.append(flat + offset)
+        valid_hit.append(hit_of[flat])
+        offset += hit_of.numel()
+    valid_slot, valid_hit = torch.cat(valid_slot), torch.cat(valid_hit)
+    hit_slot = None
+    if int(blocks.hit_multiplicity.max(initial=1)) == 1:
+        hit_slot = torch.empty(blocks.n_hits, dtype=torch.long, device=device)
+        hit_slot[valid_hit] = valid_slot
+    return {"buckets": buckets, "valid_slot": valid_slot, "valid_hit": valid_hit, "hit_slot": hit_slot}
 
 
 def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: ClusterBlocks,
@@ -99,47 +100,37 @@ def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return (out / mult[None, :, None]).view(B, H, N, D)
 
 
-@functools.cache
-def _compiled_flex():
-    from torch.nn.attention.flex_attention import flex_attention
-
-    return torch.compile(flex_attention, dynamic=False)
+def cluster_block_mask(blocks: ClusterBlocks, device):
+    """The bucketed cluster BlockMask of the tables on ``device`` (built once, kept with the tables)."""
+    return blocks.device_cache("block_mask", device, lambda: blocks.block_mask(device=device, bucket=True))
 
 
 def flex_cluster_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask, *,
                            blocks: ClusterBlocks | None = None, compiled: bool = True,
                            scale: float | None = None) -> torch.Tensor:
-    from torch.nn.attention.flex_attention import flex_attention
-
-    fn = _compiled_flex() if compiled else flex_attention
     if blocks is None:
-        return fn(q, k, v, block_mask=block_mask, scale=scale)
+        return flex(q, k, v, block_mask, compiled=compiled, scale=scale)
     if q.shape[2] != blocks.n_hits:
         raise ValueError(f"q has {q.shape[2]} hits but the block tables were built for {blocks.n_hits}")
-    token_hit = torch.as_tensor(blocks.token_hit, device=q.device)
-    pad = blocks.n_blocks * blocks.block_size - blocks.n_tokens
+    token_hit = blocks.device_cache("token_hit", q.device, lambda: torch.as_tensor(blocks.token_hit, device=q.device))
 
-    def tokens(x):  # hit order -> padded token order, (B, H, M_pad, D)
-        return F.pad(_unrows(_rows(x).index_select(0, token_hit), (*x.shape[:2], blocks.n_tokens, x.shape[3])),
-                     (0, 0, 0, pad))
+    def tokens(x):  # hit order -> token order, (B, H, M, D); flex pads to the mask's length
+        return _unrows(_rows(x).index_select(0, token_hit), (*x.shape[:2], blocks.n_tokens, x.shape[3]))
 
-    o = fn(tokens(q), tokens(k), tokens(v), block_mask=block_mask, scale=scale)
-    return _pool_rows(_rows(o[:, :, :blocks.n_tokens]), token_hit, blocks, q.shape)
+    o = flex(tokens(q), tokens(k), tokens(v), block_mask, compiled=compiled, scale=scale)
+    return _pool_rows(_rows(o), token_hit, blocks, q.shape)
 
 
 def cluster_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: ClusterBlocks, *,
                       backend: str = "auto", scale: float | None = None) -> torch.Tensor:
     """Pick the execution path: ``auto`` = compiled flex on CUDA (forward and backward there), the
     cluster-blocked SDPA path on CPU (torch 2.13 has no FlexAttention backward on CPU). ``flex`` and
-    ``blocked`` force one. The BlockMask is built once per device and kept on the tables object."""
+    ``blocked`` force one. The bucketed BlockMask is built once per device and kept with the tables."""
     if backend == "auto":
         backend = "flex" if q.is_cuda else "blocked"
     if backend == "blocked":
         return cluster_blocked_attention(q, k, v, blocks, scale=scale)
     if backend != "flex":
         raise ValueError(f"backend must be auto, flex or blocked, not {backend!r}")
-    masks = blocks.__dict__.setdefault("_block_masks", {})
-    key = str(q.device)
-    if key not in masks:
-        masks[key] = blocks.block_mask(device=q.device)
-    return flex_cluster_attention(q, k, v, masks[key], blocks=blocks, compiled=True, scale=scale)
+    return flex_cluster_attention(q, k, v, cluster_block_mask(blocks, q.device), blocks=blocks, compiled=True,
+                                  scale=scale)

@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ class ClusterBlocks:
     bucket_rows: np.ndarray      # (n_buckets,) clusters in each bucket
     bucket_tokens: np.ndarray    # concatenated (rows·L) token positions per bucket, -1 = padding
     hit_multiplicity: np.ndarray  # (N,) tokens per hit (1 unless clusters overlap)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # see device_cache
 
     @property
     def n_tokens(self) -> int:
@@ -74,23 +75,42 @@ class ClusterBlocks:
     def block_sparsity(self) -> float:
         return 1.0 - float(self.kv_num_blocks.sum()) / max(self.n_blocks**2, 1)
 
-    def block_mask(self, device="cpu"):
-        """FlexAttention BlockMask over the padded token sequence (length n_blocks·block_size)."""
+    def device_cache(self, name: str, device, build):
+        """``build()`` once per (name, device), kept with the tables: the index tensors and BlockMasks the
+        attention, loss and feature code derive from them (an explicit cache, dropped with the tables)."""
+        key = (name, str(device))
+        if key not in self.cache:
+            self.cache[key] = build()
+        return self.cache[key]
+
+    def block_mask(self, device="cpu", *, bucket: bool = False):
+        """FlexAttention BlockMask over the padded token sequence.
+
+        Length ``n_blocks·block_size``, or with ``bucket=True`` the bucket of ``locality.flex``
+        (``bucket_blocks(n_blocks)`` blocks) so that compiled flex sees a few lengths only; the extra
+        query blocks get no key blocks (the kernel skips them) and no real block visits them.
+        """
         import torch
         from torch.nn.attention.flex_attention import BlockMask
 
+        from .flex import bucket_blocks
+
         bs = self.block_size
-        pad = self.n_blocks * bs - self.n_tokens
+        nb = bucket_blocks(self.n_blocks) if bucket else self.n_blocks
+        pad = nb * bs - self.n_tokens
         tc = np.concatenate([self.token_cluster, np.full(pad, self.n_clusters, np.int64)])
         cid = torch.as_tensor(tc, device=device)
+        kv_num = np.zeros(nb, np.int32)
+        kv_num[:self.n_blocks] = self.kv_num_blocks
+        kv_idx = np.zeros((nb, nb), np.int32)
+        kv_idx[:self.n_blocks, :self.n_blocks] = self.kv_indices
 
         def same_cluster(b, h, q_idx, kv_idx):
             return cid[q_idx] == cid[kv_idx]
 
         return BlockMask.from_kv_blocks(
-            torch.as_tensor(self.kv_num_blocks, dtype=torch.int32, device=device)[None, None],
-            torch.as_tensor(self.kv_indices, dtype=torch.int32, device=device)[None, None],
-            BLOCK_SIZE=bs, mask_mod=same_cluster, seq_lengths=(self.n_blocks * bs, self.n_blocks * bs))
+            torch.as_tensor(kv_num, device=device)[None, None], torch.as_tensor(kv_idx, device=device)[None, None],
+            BLOCK_SIZE=bs, mask_mod=same_cluster, seq_lengths=(nb * bs, nb * bs))
 
 
 def build_blocks(hit_index, cluster_id, n_hits: int, params: dict | None = None) -> ClusterBlocks:
@@ -142,6 +162,24 @@ def build_blocks(hit_index, cluster_id, n_hits: int, params: dict | None = None)
         bucket_rows=np.asarray(rows, np.int64),
         bucket_tokens=np.concatenate(tables).astype(np.int64) if tables else np.zeros(0, np.int64),
         hit_multiplicity=mult.astype(np.int64))
+
+
+def batch_blocks(event_blocks: list, n_max: int):
+    """Tables of a batch flattened to B·n_max hits (one event: its own tables, unchanged): event b's hit i
+    is position b·n_max + i, and every padding position is a single-hit cluster of its own."""
+    if len(event_blocks) == 1 and event_blocks[0].n_hits == n_max:
+        return event_blocks[0]
+    index, cluster, offset = [], [], 0
+    for b, eb in enumerate(event_blocks):
+        index.append(eb.token_hit + b * n_max)
+        cluster.append(eb.token_cluster + offset)
+        offset += eb.n_clusters
+        pad = np.arange(eb.n_hits, n_max, dtype=np.int64)
+        index.append(pad + b * n_max)
+        cluster.append(offset + np.arange(len(pad), dtype=np.int64))
+        offset += len(pad)
+    return build_blocks(np.concatenate(index), np.concatenate(cluster), len(event_blocks) * n_max,
+                        {"block_size": event_blocks[0].block_size})
 
 
 def _digest(arrays: dict, meta: dict) -> str:

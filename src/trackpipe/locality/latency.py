@@ -9,12 +9,16 @@ Components per event, milliseconds:
 * ``track_formation``: embedding neighbours -> disjoint track ids (wall clock, CUDA synchronised);
 * ``total``: their sum.
 
-The first ``warmup`` events are run untimed first (compile, allocator, caches). Medians over the timed
-events are reported.
+Before timing, one event of every FlexAttention length bucket among the timed events is run untimed
+(``warmup`` times; the compiled kernel is built once per bucket, ``locality.flex``), so no timed event
+includes a compile; the warm-up time per bucket and the number of compiled graphs are reported apart
+(``latency_warmup.json``). Medians over the timed events are reported.
 
-``locality_study(store, out_dir, config)`` writes ``clustering.json`` ({algorithm: {region: metrics}}) and
-``latency.json`` ({component: ms}); with a trained ``model_dir`` also ``efficiency.json`` (DM efficiency,
-pT > 0.9 GeV, per region and vs pT and eta, on the timed events).
+``locality_study(store, out_dir, config)`` writes ``clustering.json`` ({algorithm: {region: metrics}}),
+``latency.json`` ({component: ms}) and ``latency_warmup.json`` (compile / warm-up time per bucket); with
+``tune`` set, ``tuned.json`` (the parameters chosen on the validation split and every candidate); with a
+trained ``model_dir`` also ``efficiency.json`` (DM efficiency, pT > 0.9 GeV, per region and vs pT and eta,
+on the timed events).
 """
 
 from __future__ import annotations
@@ -44,18 +48,19 @@ STUDY_DEFAULTS = {
     "warmup": 1,
     "device": "auto",
     "threads": None,
+    "tune": None,           # {split, max_events, target_fraction, objective, grids}: tune each algorithm on that
+                            # split (locality.tune.tune_on_split) and study the tuned parameters; null = as given
     "pt_bins": [0.9, 1.5, 3.0, 10.0, 100.0],
     "eta_bins": [-4.0, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 4.0],
 }
 
 
 def _device_tables(blocks, device, attention: str) -> None:
-    """Build the device-side structures of the tables now (they are cached on the tables object)."""
-    from .attention import _bucket_tensors
+    """Build the device-side structures of the tables now (they are cached with the tables)."""
+    from .attention import _bucket_tensors, cluster_block_mask
 
     if device.type == "cuda" and attention in ("flex", "cluster-blocked"):
-        masks = blocks.__dict__.setdefault("_block_masks", {})
-        masks.setdefault(str(device), blocks.block_mask(device=device))
+        cluster_block_mask(blocks, device)
     _bucket_tensors(blocks, device)
 
 
@@ -88,6 +93,41 @@ def event_latency(model, cfg: dict, prep, event, device: torch.device, tracking:
     return ms, tracks
 
 
+def warm_up(model, cfg: dict, prep, events: list, device: torch.device, tracking: dict, rounds: int = 1) -> dict:
+    """Run the first event of every FlexAttention length bucket (``locality.flex``) untimed, ``rounds``
+    times each, so that every compile happens here and not in a timed event.
+
+    Returns {"buckets": [{"bucket_tokens", "event_id", "n_hits", "first_ms", "ms"}], "compiled_graphs",
+    "warmup_ms"}: ``first_ms`` is the bucket's first call (compile included), ``ms`` its last warm-up
+    call, ``compiled_graphs`` the graphs torch.compile built meanwhile (0 on the eager CPU path).
+    """
+    from torch._dynamo.utils import counters
+
+    from ..train.locality import blocks_for_event, locality_settings
+    from .flex import bucket_blocks
+
+    settings = locality_settings(cfg)
+    if settings is None:
+        raise ConfigError("the latency breakdown needs a contrastive model with a locality section")
+    graphs0 = int(counters["stats"]["unique_graphs"])
+    seen, report = set(), []
+    for ev in events if int(rounds) > 0 else []:
+        blocks = blocks_for_event(ev.event_id, ev.hits, settings)
+        bucket = bucket_blocks(blocks.n_blocks) * blocks.block_size
+        if bucket in seen:
+            continue
+        seen.add(bucket)
+        walls = []
+        for _ in range(int(rounds)):
+            t0 = time.perf_counter()
+            event_latency(model, cfg, prep, ev, device, tracking)
+            walls.append((time.perf_counter() - t0) * 1e3)
+        report.append({"bucket_tokens": int(bucket), "event_id": int(ev.event_id), "n_hits": len(ev.hits),
+                       "first_ms": walls[0], "ms": walls[-1]})
+    return {"buckets": report, "compiled_graphs": int(counters["stats"]["unique_graphs"]) - graphs0,
+            "warmup_ms": float(sum(r["first_ms"] for r in report))}
+
+
 def _untrained_model(section: dict, store, event_ids, device):
     """A seeded, untrained contrastive model sized by preprocessing fitted on `store` (latency only)."""
     from ..models.registry import build_model, resolve_config
@@ -104,8 +144,11 @@ def _untrained_model(section: dict, store, event_ids, device):
 
 def latency_breakdown(store_path, *, model_dir=None, model_section: dict | None = None, events: int = 3,
                       warmup: int = 1, device: str = "auto", threads: int | None = None,
-                      volumes=(7, 8, 9)) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """(median ms per component, per-event rows, submission of the timed events).
+                      volumes=(7, 8, 9)) -> tuple[dict, pd.DataFrame, pd.DataFrame, dict]:
+    """(median ms per component, per-event rows, submission of the timed events, warm-up report).
+
+    Before timing, ``warm_up`` runs one event of every length bucket among the timed events untimed, so
+    no timed event pays for a compile; its report (``warm_up``) holds the compile / warm-up time apart.
 
     With ``model_dir`` the trained model and its chosen track-formation threshold are used; without it an
     untrained model from ``model_section`` (timing only: its tracks mean nothing) and the section's threshold.
@@ -136,10 +179,9 @@ def latency_breakdown(store_path, *, model_dir=None, model_section: dict | None 
         ev.hits = pixel_hits(ev.hits, volumes, event=eid)
         return ev
 
-    for _ in range(max(int(warmup), 0)):
-        event_latency(model, cfg, prep, read(ids[0]), dev, tracking)
-    rows, subs = [], []
     timed = ids[:max(int(events), 1)]
+    warm = warm_up(model, cfg, prep, [read(e) for e in timed], dev, tracking, warmup)
+    rows, subs = [], []
     for eid in timed:
         ev = read(eid)
         ms, tracks = event_latency(model, cfg, prep, ev, dev, tracking)
@@ -148,7 +190,7 @@ def latency_breakdown(store_path, *, model_dir=None, model_section: dict | None 
                                   "track_id": tracks}))
     per_event = pd.DataFrame(rows)
     return ({c: float(per_event[c].median()) for c in COMPONENTS}, per_event,
-            pd.concat(subs, ignore_index=True))
+            pd.concat(subs, ignore_index=True), warm)
 
 
 def region_efficiency(hits: pd.DataFrame, particles: pd.DataFrame, submission: pd.DataFrame, *,
@@ -198,15 +240,27 @@ def locality_study(store, out_dir, config: dict | None = None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     volumes = None if cfg["volumes"] is None else tuple(cfg["volumes"])
-    clustering = compare_clustering(store, list(cfg["algorithms"]), cfg["params"], volumes=volumes or None,
-                          max_events=cfg["max_events"])
+    params = cfg["params"]
+    tuned = None
+    if cfg["tune"] is not None and cfg["algorithms"]:
+        from .tune import tune_on_split
+
+        tuned = tune_on_split(store, list(cfg["algorithms"]), cfg["tune"], params, volumes=volumes or None)
+        write_json(out_dir / "tuned.json", tuned)
+        params = {**params, "clustering": {**params.get("clustering", {}),
+                                           **{algo: t["params"] for algo, t in tuned.items()}}}
+    clustering = compare_clustering(store, list(cfg["algorithms"]), params, volumes=volumes or None,
+                                    max_events=cfg["max_events"])
     write_json(out_dir / "clustering.json", clustering)
-    latency, per_event, submission = latency_breakdown(
+    latency, per_event, submission, warm = latency_breakdown(
         store, model_dir=cfg["model_dir"], model_section=cfg["model"], events=cfg["latency_events"],
         warmup=cfg["warmup"], device=cfg["device"], threads=cfg["threads"], volumes=volumes)
     write_json(out_dir / "latency.json", latency)
+    write_json(out_dir / "latency_warmup.json", warm)
     write_csv(out_dir / "latency_per_event.csv", per_event)
-    result = {"clustering": clustering, "latency": latency}
+    result = {"clustering": clustering, "latency": latency, "latency_warmup": warm}
+    if tuned is not None:
+        result["tuned"] = tuned
     if cfg["model_dir"] is not None:
         st = EventStore(store)
         ids = submission.event_id.unique()

@@ -13,8 +13,9 @@ Backends (see `BACKENDS`):
   as the paper's batch size 1). Without CUDA or in fp32 it falls back to ``sdpa`` with one notice.
 * ``flex``  -- FlexAttention with a BlockMask: the padding mask built from per-block tables, or any
   BlockMask the caller puts in `AttentionMask.block_mask` (the locality work's cluster masks). Compiled
-  when a compiler is available. On CPU there is no backward (torch 2.13) and eager flex materialises the
-  full score matrix, so on CPU it is an inference path for small events.
+  when a compiler is available, with the sequence padded to a bucket of ``locality.flex`` so that the
+  kernel compiles once per bucket, not once per batch length. On CPU there is no backward (torch 2.13)
+  and eager flex materialises the full score matrix, so on CPU it is an inference path for small events.
 
 * ``cluster-blocked`` -- attention only inside locality clusters, from the block tables in
   ``AttentionMask.extra["blocks"]`` (a `locality.blocks.ClusterBlocks` over the batch flattened to one
@@ -170,27 +171,33 @@ def compiler_available(device_type: str) -> bool:
     return shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
-def padding_block_mask(valid: torch.Tensor, block_size: int = 128):
+def padding_block_mask(valid: torch.Tensor, block_size: int = 128, length: int | None = None):
     """A FlexAttention BlockMask for key padding, built from per-block tables (no N x N evaluation).
 
     A key block is "full" when all its keys are real, "partial" when some are (the mask function then
-    decides per key), and skipped when none are. The table is the same for every query block.
+    decides per key), and skipped when none are. Query blocks without a real hit visit no key block (their
+    outputs are zeros, never used). ``length`` (>= N) pads the sequence to that many positions, e.g. a
+    bucket of ``locality.flex`` so that the compiled kernel sees a few lengths only.
     """
     from torch.nn.attention.flex_attention import BlockMask
 
     B, N = valid.shape
-    nb = math.ceil(N / block_size)
+    length = N if length is None else int(length)
+    if length < N:
+        raise ValueError(f"padding_block_mask: length {length} is shorter than the sequence ({N})")
+    nb = math.ceil(length / block_size)
     padded = F.pad(valid, (0, nb * block_size - N))
     count = padded.view(B, nb, block_size).sum(-1)
     full = count == block_size
     partial = (count > 0) & ~full
+    real_query = count > 0  # queries and keys are the same sequence
 
     def table(sel):
         # Selected block indices first (stable order), then the rest; the count says how many to read.
         order = torch.argsort((~sel).to(torch.int8), dim=1, stable=True).to(torch.int32)
         num = sel.sum(1).to(torch.int32)
-        return (num[:, None, None].expand(B, 1, nb).contiguous(),
-                order[:, None, None, :].expand(B, 1, nb, nb).contiguous())
+        num = torch.where(real_query, num[:, None], 0).to(torch.int32)
+        return num[:, None, :].contiguous(), order[:, None, None, :].expand(B, 1, nb, nb).contiguous()
 
     def mask_mod(b, h, q_idx, kv_idx):
         return padded[b, kv_idx]
@@ -198,18 +205,11 @@ def padding_block_mask(valid: torch.Tensor, block_size: int = 128):
     kv_num, kv_idx = table(partial)
     full_num, full_idx = table(full)
     return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block_size,
-                                    mask_mod=mask_mod, seq_lengths=(N, N))
-
-
-@functools.cache
-def _compiled_flex():
-    from torch.nn.attention.flex_attention import flex_attention
-
-    return torch.compile(flex_attention, dynamic=False)
+                                    mask_mod=mask_mod, seq_lengths=(nb * block_size, nb * block_size))
 
 
 def _build_flex(options: dict) -> AttentionFn:
-    from torch.nn.attention.flex_attention import flex_attention
+    from ..locality.flex import bucket_length, flex as flex_call
 
     compile_mode = str(options.get("compile", "auto")).lower()
     if compile_mode not in ("auto", "always", "never"):
@@ -226,10 +226,10 @@ def _build_flex(options: dict) -> AttentionFn:
         blocks = mask.extra.get("blocks")
         if blocks is not None:
             return _on_flat_batch(q, k, v, lambda *qkv: _cluster_flex(*qkv, blocks, use_compile))
-        if mask.block_mask is None:
-            mask.block_mask = padding_block_mask(mask.valid, block_size)
-        fn = _compiled_flex() if use_compile else flex_attention
-        return fn(q, k, v, block_mask=mask.block_mask)
+        if mask.block_mask is None:  # built once per batch (the mask object is shared by all layers)
+            length = bucket_length(q.shape[2], block_size) if use_compile else None
+            mask.block_mask = padding_block_mask(mask.valid, block_size, length)
+        return flex_call(q, k, v, mask.block_mask, compiled=use_compile)
 
     return flex
 
@@ -249,12 +249,9 @@ def _on_flat_batch(q, k, v, call):
 
 
 def _cluster_flex(q, k, v, blocks, use_compile: bool):
-    from ..locality.attention import flex_cluster_attention
+    from ..locality.attention import cluster_block_mask, flex_cluster_attention
 
-    masks = blocks.__dict__.setdefault("_block_masks", {})
-    if str(q.device) not in masks:
-        masks[str(q.device)] = blocks.block_mask(device=q.device)
-    return flex_cluster_attention(q, k, v, masks[str(q.device)], blocks=blocks, compiled=use_compile)
+    return flex_cluster_attention(q, k, v, cluster_block_mask(blocks, q.device), blocks=blocks, compiled=use_compile)
 
 
 CLUSTER_OPTIONS = {"locality", "on_cuda"}

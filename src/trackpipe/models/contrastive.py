@@ -34,12 +34,9 @@ def cluster_relative(x: torch.Tensor, blocks, min_std: float = 1e-3) -> torch.Te
     encoder the cluster's local geometry directly. A hit in several clusters gets the mean over them.
     Cluster-local, so chunks of whole clusters see the same values as the whole event.
     """
-    cache = blocks.__dict__.setdefault("_relative_index", {})
-    if str(x.device) not in cache:
-        cache[str(x.device)] = (torch.as_tensor(blocks.token_hit, device=x.device),
-                                torch.as_tensor(blocks.token_cluster, device=x.device),
-                                torch.as_tensor(blocks.hit_multiplicity, device=x.device))
-    th, tc, mult = cache[str(x.device)]
+    th, tc, mult = blocks.device_cache("relative_index", x.device, lambda: (
+        torch.as_tensor(blocks.token_hit, device=x.device), torch.as_tensor(blocks.token_cluster, device=x.device),
+        torch.as_tensor(blocks.hit_multiplicity, device=x.device)))
     xt = x[th]
     C = blocks.n_clusters
     count = x.new_zeros(C).index_add(0, tc, torch.ones_like(xt[:, 0]))[:, None]
@@ -50,18 +47,18 @@ def cluster_relative(x: torch.Tensor, blocks, min_std: float = 1e-3) -> torch.Te
 
 
 def _bucket_indices(blocks, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per bucket: (hit index of each padded slot (C, L), slot validity (C, L)); cached on the tables."""
-    cache = blocks.__dict__.setdefault("_loss_buckets", {})
-    key = str(device)
-    if key not in cache:
+    """Per bucket: (hit index of each padded slot (C, L), slot validity (C, L)); cached with the tables."""
+
+    def build():
         token_hit = torch.as_tensor(blocks.token_hit, device=device)
         out = []
         for _, table in blocks.buckets():
             t = torch.as_tensor(table, device=device)
             valid = t >= 0
             out.append((torch.where(valid, token_hit[t.clamp(min=0)], 0), valid))
-        cache[key] = out
-    return cache[key]
+        return out
+
+    return blocks.device_cache("loss_buckets", device, build)
 
 
 def contrastive_loss(embedding: torch.Tensor, particle: torch.Tensor, anchor: torch.Tensor, blocks,
@@ -127,5 +124,7 @@ class ContrastiveModel(nn.Module):
         anchor = valid & (particle > 0)
         if self.pt_min is not None:  # stores without momenta (REDVID) set pt_min: null
             anchor &= batch["pt"].reshape(-1) > self.pt_min
+        if "interior" in batch:  # training chunks cut from a region: hits cut from some windows are keys only
+            anchor &= batch["interior"].reshape(-1)
         loss, n = contrastive_loss(emb.reshape(B * N, E), particle, anchor, blocks, self.temperature)
         return loss, {"con_loss_sum": float(loss.detach()) * n, "con_anchors": float(n)}

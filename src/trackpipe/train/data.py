@@ -118,7 +118,7 @@ def collate(data: EventArrays, indices, device=None) -> dict:
         out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
     out["mask"] = AttentionMask(out["valid"])
     if data.blocks is not None:
-        from .locality import batch_blocks
+        from ..locality.blocks import batch_blocks
 
         out["mask"].extra["blocks"] = batch_blocks([data.blocks[int(i)] for i in indices], n_max)
     out["event_ids"] = data.event_ids[np.asarray(indices, np.int64)]

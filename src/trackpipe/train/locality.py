@@ -4,15 +4,18 @@ A model uses locality clusters when its ``architecture.attention_options`` holds
 (or its backend is ``cluster-blocked``, which then takes the defaults below)::
 
     locality:
-      algorithm: dbscan      # a name from locality.clustering (dbscan | iterative_window | density_peaks | grid_window)
+      algorithm: grid_window # a name from locality.clustering (dbscan | iterative_window | density_peaks | grid_window)
       clustering: {}         # per-region parameters {barrel: {...}, endcap: {...}} (locality.pipeline.REGION_DEFAULTS)
       projection: {}         # locality.projection.PROJECTION_DEFAULTS overrides
       blocks: {}             # locality.blocks.BLOCK_DEFAULTS overrides (block_size, min_bucket)
       train_chunk_hits: 0    # > 0: training events are cut into chunks of whole clusters of about this many hits
 
-Chunks are exact sub-problems: attention never crosses a cluster (clusters linked by a shared hit stay in
-one chunk), and the encoder is otherwise per hit, so every hit's embedding and loss terms are the same as in
-the whole event; a big event then gives many optimiser steps per epoch instead of one.
+Chunks of disjoint clusters are exact sub-problems: attention never crosses a cluster (clusters linked by a
+shared hit stay in one chunk), and the encoder is otherwise per hit, so every hit's embedding and loss terms
+are the same as in the whole event; a big event then gives many optimiser steps per epoch instead of one.
+The default neighbourhoods (grid windows overlapping on both axes) link a whole region through shared
+hits; such a region is cut between windows, and hits cut from some of their windows are keys but not
+anchors there (``chunk_by_clusters``).
 
 Each event's tables are built once by ``locality.event_blocks`` and cached on disk (training: under the
 model directory), so later epochs and resumed runs load them. A batch of several events is one flattened
@@ -27,7 +30,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 
-LOCALITY_DEFAULTS = {"algorithm": "iterative_window", "clustering": {}, "projection": {}, "blocks": {},
+LOCALITY_DEFAULTS = {"algorithm": "grid_window", "clustering": {}, "projection": {}, "blocks": {},
                      "train_chunk_hits": 0}
 
 
@@ -75,25 +78,6 @@ def attach_locality(data, hits: pd.DataFrame, particles: pd.DataFrame | None, se
         data.fields["pt"] = hit_pt(hits, particles)
 
 
-def batch_blocks(event_blocks: list, n_max: int):
-    """Tables of a batch flattened to B·n_max hits (one event: its own tables, unchanged)."""
-    from ..locality.blocks import build_blocks
-
-    if len(event_blocks) == 1 and event_blocks[0].n_hits == n_max:
-        return event_blocks[0]
-    index, cluster, offset = [], [], 0
-    for b, eb in enumerate(event_blocks):
-        index.append(eb.token_hit + b * n_max)
-        cluster.append(eb.token_cluster + offset)
-        offset += eb.n_clusters
-        pad = np.arange(eb.n_hits, n_max, dtype=np.int64)
-        index.append(pad + b * n_max)
-        cluster.append(offset + np.arange(len(pad), dtype=np.int64))
-        offset += len(pad)
-    return build_blocks(np.concatenate(index), np.concatenate(cluster), len(event_blocks) * n_max,
-                        {"block_size": event_blocks[0].block_size})
-
-
 def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False):
     """EventArrays of the chosen events of `store`, with locality tables and pT when `settings` is given;
     ``chunk=True`` (training split) applies ``train_chunk_hits``."""
@@ -120,36 +104,69 @@ def cluster_groups(blocks) -> np.ndarray:
     return np.unique(comp[:n], return_inverse=True)[1]
 
 
+def _chunk_units(blocks, max_hits: int) -> np.ndarray:
+    """Unit id per cluster: a cluster group (clusters linked by shared hits) of at most ``max_hits`` hits
+    is one unit; a larger group (overlapping windows link a whole detector region) is cut into runs of
+    consecutive cluster ids (neighbouring windows for the grid) of about ``max_hits`` hits each."""
+    group_of_hit = cluster_groups(blocks)
+    group_of_cluster = np.zeros(blocks.n_clusters, np.int64)
+    group_of_cluster[blocks.token_cluster] = group_of_hit[blocks.token_hit]
+    hits_per_group = np.bincount(group_of_hit)
+    # a cluster's share of its group's hits: its tokens weighted by 1 / multiplicity of each token's hit
+    share = np.bincount(blocks.token_cluster, weights=1.0 / blocks.hit_multiplicity[blocks.token_hit],
+                        minlength=blocks.n_clusters)
+    order = np.argsort(group_of_cluster, kind="stable")  # by group, ascending cluster ids inside
+    g, sh = group_of_cluster[order], share[order]
+    before = np.cumsum(sh) - sh
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    before -= np.repeat(before[first], np.diff(np.r_[first, len(g)]))  # running share inside the group
+    piece = np.where(hits_per_group[g] > max_hits, before // max_hits, 0).astype(np.int64)
+    unit = np.empty(blocks.n_clusters, np.int64)
+    unit[order] = np.unique(g * (int(piece.max(initial=0)) + 1) + piece, return_inverse=True)[1]
+    return unit
+
+
 def chunk_by_clusters(data, max_hits: int, seed: int = 0):
-    """A new EventArrays whose events are chunks of whole cluster groups (about max_hits hits: at most
-    max_hits plus one group), groups taken in a seeded random order; each chunk carries its own tables."""
+    """A new EventArrays whose events are chunks of whole clusters (about max_hits hits), taken in a seeded
+    random order; each chunk carries its own tables and the boolean field ``interior``.
+
+    Disjoint clusters (and small cluster groups) give exact chunks: whole groups of clusters linked by
+    shared hits, every hit in one chunk, ``interior`` everywhere. Overlapping windows link a whole region
+    into one group; it is cut between clusters (``_chunk_units``), so a hit near a cut is in several chunks
+    with only some of its clusters in each: it is ``interior`` (an anchor of the contrastive loss) only in
+    the chunk that holds all of its clusters, if any, and elsewhere a key only. Interior hits attend to
+    exactly their whole-event neighbourhoods, but a cut neighbour's cluster-relative features and, after
+    the first layer, its hidden state differ from the whole event's (it misses some windows), so chunks of
+    a region are an approximation, made only where a region exceeds ``max_hits``.
+    """
     from ..locality.blocks import build_blocks
     from .data import EventArrays
 
     rng = np.random.default_rng(seed)
-    rows, ids, blocks = [], [], []
+    rows, ids, blocks, interior = [], [], [], []
     for i, eb in enumerate(data.blocks):
-        group = cluster_groups(eb)
-        sizes = np.bincount(group)
-        order = rng.permutation(len(sizes))
-        # shuffled groups cut by their running size: each chunk holds about max_hits hits (at most
-        # max_hits plus its last group)
+        unit = _chunk_units(eb, max_hits)
+        n_units = int(unit.max(initial=-1)) + 1
+        # hits per unit (a hit in several units counts in each): tokens weighted by 1 / multiplicity would
+        # undercount duplicated hits, so count distinct (unit, hit) pairs
+        pairs = np.unique(unit[eb.token_cluster] * eb.n_hits + eb.token_hit)
+        sizes = np.bincount(pairs // eb.n_hits, minlength=n_units)
+        order = rng.permutation(n_units)
+        # shuffled units cut by their running size: each chunk holds about max_hits hits (at most max_hits
+        # plus its last unit)
         before = np.cumsum(sizes[order]) - sizes[order]
-        chunk_of_group = np.empty(len(sizes), np.int64)
-        chunk_of_group[order] = np.unique(before // max_hits, return_inverse=True)[1]
-        chunk = int(chunk_of_group.max())
-        hit_chunk = chunk_of_group[group]
-        hit_order = np.argsort(hit_chunk, kind="stable")
-        bounds = np.r_[0, np.cumsum(np.bincount(hit_chunk, minlength=chunk + 1))]
-        local = np.empty(eb.n_hits, np.int64)
-        for j in range(chunk + 1):
-            members = hit_order[bounds[j]:bounds[j + 1]]
-            local[members] = np.arange(len(members))
-            keep = hit_chunk[eb.token_hit] == j
-            blocks.append(build_blocks(local[eb.token_hit[keep]], eb.token_cluster[keep], len(members),
-                                       {"block_size": eb.block_size}))
+        chunk_of_unit = np.empty(n_units, np.int64)
+        chunk_of_unit[order] = np.unique(before // max_hits, return_inverse=True)[1]
+        token_chunk = chunk_of_unit[unit[eb.token_cluster]]
+        for j in range(int(chunk_of_unit.max(initial=-1)) + 1):
+            keep = token_chunk == j
+            members, local = np.unique(eb.token_hit[keep], return_inverse=True)
+            blocks.append(build_blocks(local, eb.token_cluster[keep], len(members), {"block_size": eb.block_size}))
+            interior.append(np.bincount(local, minlength=len(members)) == eb.hit_multiplicity[members])
             rows.append(data.offsets[i] + members)
             ids.append(data.event_ids[i])
     rows_all = np.concatenate(rows)
     offsets = np.r_[0, np.cumsum([len(r) for r in rows])]
-    return EventArrays(np.asarray(ids, np.int64), offsets, {k: v[rows_all] for k, v in data.fields.items()}, blocks)
+    fields = {k: v[rows_all] for k, v in data.fields.items()}
+    fields["interior"] = np.concatenate(interior)
+    return EventArrays(np.asarray(ids, np.int64), offsets, fields, blocks)
