@@ -57,28 +57,15 @@ def load_model(model_dir, device: torch.device):
     return model.to(device).eval(), cfg, prep
 
 
-#: Marker of an attention path that is not the configured one (the report footnotes such results).
-FALLBACK = "fallback"
-
-
 def attention_used(cfg: dict, dev: torch.device, amp: tuple[bool, torch.dtype]) -> str:
-    """The attention computation the network actually runs for `cfg` on `dev` with autocast `amp`.
+    """The attention computation the network actually runs for `cfg` on `dev` with autocast `amp`
+    (`models.attention.resolved_attention`); it goes into the timing CSV's ``attention`` column and
+    from there into metrics.json."""
+    from .models.attention import resolved_attention
 
-    Mirrors the dispatch of `models.attention`: ``flash`` runs the flash kernel only on CUDA in
-    fp16/bf16 and otherwise falls back to ``sdpa`` (so EncReg-FA on a CPU computes exactly what EncReg
-    computes); ``cluster-blocked`` runs compiled FlexAttention on CUDA unless told ``on_cuda: blocked``.
-    The value goes into the timing CSV's ``attention`` column and from there into metrics.json.
-    """
     arch = cfg.get("architecture") or {}
-    name = arch.get("attention", "sdpa")
-    half = amp[0] and amp[1] in (torch.float16, torch.bfloat16)
-    precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(amp[1], "fp32") if amp[0] else "fp32"
-    if name == "flash" and not (dev.type == "cuda" and half):
-        return f"sdpa {precision} ({FALLBACK} from flash: it needs CUDA with fp16/bf16, ran on {dev.type})"
-    if name == "cluster-blocked" and dev.type == "cuda":
-        on_cuda = (arch.get("attention_options") or {}).get("on_cuda", "flex")
-        return "cluster-blocked" if on_cuda == "blocked" else "flex (cluster-blocked on CUDA)"
-    return f"{name} {precision}"
+    dtype = amp[1] if amp[0] else torch.float32
+    return resolved_attention(arch.get("attention", "sdpa"), arch.get("attention_options"), dev.type, dtype)
 
 
 def timing_summary(timing: pd.DataFrame) -> dict:
@@ -160,6 +147,8 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
     locality = locality_settings(cfg)  # cluster-restricted attention / contrastive: tables per event
     amp = amp_settings(cfg["training"]["amp"], dev)
     attention = attention_used(cfg, dev, amp)
+    from .models.attention import FALLBACK
+
     (log.warning if FALLBACK in attention else log.info)("%s attention on %s: %s", cfg["model"], dev, attention)
     rng = np.random.default_rng(seed)
     # particle_id only for the posteriors' true class: prediction itself never reads the truth.

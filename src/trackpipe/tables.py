@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io.atomic import write_csv, write_text
+from .schema import ATTENTION_FALLBACK
 
 #: The paper's complexity levels, in order; other datasets follow alphabetically.
 DATASET_ORDER = (
@@ -213,7 +214,7 @@ class _Notes:
         """``†`` for a fallback path, ``‡`` for a repeat of another model's computation (noted once)."""
         metrics = results.get((dataset, model))
         out = ""
-        if metrics and "fallback" in str(metrics.get("attention", "")):
+        if metrics and ATTENTION_FALLBACK in str(metrics.get("attention", "")):
             out += FALLBACK_MARK
             self.used.add(FALLBACK_NOTE)
         base = same_computation_as(results, dataset, model)
