@@ -12,7 +12,10 @@ rows, binned rates with bootstrap intervals, timing statistics.
 * `per_event.parquet`: one row per event with the same metric names, counters, n_hits, n_particles,
   n_tracks and the event's timing columns.
 * `binned.parquet`: metric, variable, lo_edge, hi_edge, value, ci_lo, ci_hi, n (see
-  `metrics.binning.binned_rates`), including variable "all" (headline rates with their intervals).
+  `metrics.binning.binned_rates`), including variable "all" (headline rates with their intervals):
+  the gnn_tracking rates and the paper's Fig. 4 rates `fit_accuracy` and `track_fake_rate`, whose
+  selection (`fig4_pt_min`, `fig4_max_eta`, `fig4_min_track_hits`) metrics.json records as
+  `fig4_selection` (the report writes it in Fig. 4's caption).
 
 Truth (documented choice): every function here that scores (`evaluate`, `evaluate_submission`,
 `score_submission`, `open_truth`, hence `trackpipe score`) refuses a store without truth (manifest
@@ -51,7 +54,7 @@ from .io.atomic import write_json, write_parquet
 from .io.store import Event, EventStore
 from .io.submission import check_submission, read_submission
 from .io.trackml import TrackMLSource
-from .metrics.binning import DEFAULT_BINS, binned_rates
+from .metrics.binning import DEFAULT_BINS, PAPER_CUTS, binned_rates, paper_tables
 from .metrics.efficiency import DEFAULT_CUTS, count_matches, match_tables, rates
 from .metrics.score import fit_accuracy_per_event, restrict_submission, restricted_truth, trackml_score_per_event
 from .metrics.timing import timing_summary
@@ -75,12 +78,17 @@ EVALUATION_DEFAULTS = {
     "variables": ("pt", "eta", "phi", "vz"),
     "bins": None,
     "pixel_only": None,
+    "fig4_pt_min": PAPER_CUTS["pt_min"],
+    "fig4_max_eta": PAPER_CUTS["max_eta"],
+    "fig4_min_track_hits": PAPER_CUTS["min_track_hits"],
 }
 
 _TABLE_KEEP = {
     "particles": ["event_id", "reconstructable", "pt", "eta", "phi", "vz", "selected", "dm_matched", "perfect_matched"],
     "clusters": ["event_id", "valid", "reconstructable", "pt", "eta", "phi", "vz", "selected", "dm_match",
                  "perfect_match", "lhc_match", "duplicate"],
+    "fit": ["event_id", "weight", "good_weight", "pt", "eta", "phi", "vz"],
+    "tracks": ["event_id", "counted", "matched", "pt", "eta", "phi", "vz"],
 }
 
 
@@ -93,6 +101,9 @@ class Evaluation:
     per_event: pd.DataFrame
     particles: pd.DataFrame
     clusters: pd.DataFrame
+    #: The tables of `metrics.binning.paper_tables` (Fig. 4's FitAccuracy and fake rate).
+    fit: pd.DataFrame | None = None
+    tracks: pd.DataFrame | None = None
 
 
 @dataclass
@@ -166,7 +177,8 @@ def _is_pixel_only(hits: pd.DataFrame, submission: pd.DataFrame) -> bool:
     return len(inside) == len(pixel)
 
 
-def _evaluate_batch(events: list[Event], submission: pd.DataFrame, *, has_strips: bool, pixel_only: bool, cuts):
+def _evaluate_batch(events: list[Event], submission: pd.DataFrame, *, has_strips: bool, pixel_only: bool, cuts,
+                    min_track_hits: int = PAPER_CUTS["min_track_hits"]):
     hits = _concat([ev.hits for ev in events])
     particles = _concat([ev.particles for ev in events])
     event_ids = np.array([ev.event_id for ev in events], dtype=np.int64)
@@ -190,6 +202,7 @@ def _evaluate_batch(events: list[Event], submission: pd.DataFrame, *, has_strips
         columns["trackml_score"] = trackml_score_per_event(hits, submission).reindex(index)
     columns["fit_accuracy"] = fit_accuracy_per_event(hits, submission).reindex(index)
     ptab, ctab = match_tables(hits, particles, submission, **cuts)
+    fit, tracks = paper_tables(hits, particles, submission, min_track_hits=min_track_hits)
     counts = count_matches(ptab, ctab, event_ids=event_ids)
     sizes = pd.DataFrame({
         "n_hits": hits.groupby("event_id").size(),
@@ -198,12 +211,14 @@ def _evaluate_batch(events: list[Event], submission: pd.DataFrame, *, has_strips
     }).reindex(index).fillna(0).astype(np.int64)
     order = [k for k in ("trackml_score", "trackml_score_pixel", "fit_accuracy") if k in columns]
     per_event = pd.DataFrame({k: columns[k] for k in order}, index=index).join(rates(counts)).join(counts).join(sizes)
-    return per_event, ptab[_TABLE_KEEP["particles"]], ctab[_TABLE_KEEP["clusters"]]
+    return (per_event, ptab[_TABLE_KEEP["particles"]], ctab[_TABLE_KEEP["clusters"]], fit[_TABLE_KEEP["fit"]],
+            tracks[_TABLE_KEEP["tracks"]])
 
 
 def evaluate_submission(truth, submission, *, pt_min=DEFAULT_CUTS["pt_min"], max_eta=DEFAULT_CUTS["max_eta"],
                         min_cluster_size=DEFAULT_CUTS["min_cluster_size"], min_layers=DEFAULT_CUTS["min_layers"],
-                        duplicate_purity=DEFAULT_CUTS["duplicate_purity"], pixel_only=None) -> Evaluation:
+                        duplicate_purity=DEFAULT_CUTS["duplicate_purity"], pixel_only=None,
+                        fig4_min_track_hits: int = PAPER_CUTS["min_track_hits"]) -> Evaluation:
     """All metrics of `submission` (a CSV path or a DataFrame event_id, hit_id, track_id) against `truth`
     (an event store or TrackML directory path, or a `TruthSource`). See the module docstring.
 
@@ -232,7 +247,7 @@ def evaluate_submission(truth, submission, *, pt_min=DEFAULT_CUTS["pt_min"], max
             if pixel_only is None:
                 pixel_only = truth.has_strips and _is_pixel_only(_concat([ev.hits for ev in events]), sub)
             parts.append(_evaluate_batch(events, sub, has_strips=truth.has_strips, pixel_only=bool(pixel_only),
-                                         cuts=cuts))
+                                         cuts=cuts, min_track_hits=fig4_min_track_hits))
     except DataError as e:
         if e.file is not None:
             raise
@@ -240,8 +255,10 @@ def evaluate_submission(truth, submission, *, pt_min=DEFAULT_CUTS["pt_min"], max
     per_event = pd.concat([p[0] for p in parts]).reset_index()
     particles = pd.concat([p[1] for p in parts], ignore_index=True)
     clusters = pd.concat([p[2] for p in parts], ignore_index=True)
+    fit = pd.concat([p[3] for p in parts], ignore_index=True)
+    tracks = pd.concat([p[4] for p in parts], ignore_index=True)
     metrics = _headline(per_event, truth, cuts, bool(pixel_only) and truth.has_strips)
-    return Evaluation(metrics, per_event, particles, clusters)
+    return Evaluation(metrics, per_event, particles, clusters, fit, tracks)
 
 
 def _headline(per_event: pd.DataFrame, truth: TruthSource, cuts: dict, pixel_only: bool) -> dict:
@@ -269,6 +286,18 @@ def _selection_text(cuts: dict, has_momentum: bool) -> str:
     if cuts["max_eta"] is not None:
         parts.append(f"|eta| < {cuts['max_eta']:g}")
     parts.append(f"reconstructable (>= {cuts['min_layers']} layers), clusters >= {cuts['min_cluster_size']} hits")
+    return ", ".join(parts)
+
+
+def fig4_selection_text(cuts: dict, has_momentum: bool = True) -> str:
+    """What Fig. 4's FitAccuracy and fake rate count, in words (written in the figure's caption)."""
+    parts = [f"tracks >= {cuts['min_track_hits']} hits"]
+    if has_momentum and cuts.get("pt_min") is not None:
+        parts.append(f"pT >= {cuts['pt_min']:g} GeV")
+    if has_momentum and cuts.get("max_eta") is not None:
+        parts.append(f"|eta| < {cuts['max_eta']:g}")
+    if len(parts) == 1:
+        parts.append("no pT or eta cut" if has_momentum else NO_MOMENTUM_SELECTION)
     return ", ".join(parts)
 
 
@@ -313,6 +342,10 @@ def timing_metrics(timing: pd.DataFrame, *, warmup: int) -> dict:
     if "device" in timing.columns and len(timing):
         # Where the forward pass ran: "cuda" means device_ms is GPU time (report tables mark CPU times).
         out["device"] = ",".join(sorted(set(timing["device"].astype(str))))
+    if "attention" in timing.columns and len(timing):
+        # The attention computation the network actually ran (predict.attention_used), e.g. a flash model's
+        # sdpa fallback on CPU: the tables mark such results instead of presenting them as separate findings.
+        out["attention"] = " | ".join(sorted(set(timing["attention"].astype(str))))
     return out
 
 
@@ -327,21 +360,27 @@ def evaluate(store_path, submission_path, out_dir, *, timing_path=None, pt_min=D
              pixel_only=None, ci: float = EVALUATION_DEFAULTS["ci"], min_cluster_size=DEFAULT_CUTS["min_cluster_size"],
              min_layers=DEFAULT_CUTS["min_layers"], duplicate_purity=DEFAULT_CUTS["duplicate_purity"],
              timing_warmup: int = EVALUATION_DEFAULTS["timing_warmup"], variables=EVALUATION_DEFAULTS["variables"],
-             bins=None) -> dict:
+             bins=None, fig4_pt_min=PAPER_CUTS["pt_min"], fig4_max_eta=PAPER_CUTS["max_eta"],
+             fig4_min_track_hits: int = PAPER_CUTS["min_track_hits"]) -> dict:
     """Evaluate `submission_path` against the truth at `store_path`; write metrics.json,
     per_event.parquet and binned.parquet into `out_dir` (see the module docstring). Returns the metrics.
 
     `bootstrap`: resamples for the binned intervals (`ci`, default 68 %), seeded with `seed`;
     `variables` / `bins`: what to bin in (defaults `metrics.binning.DEFAULT_BINS`);
     `timing_path`: optional per-event timing CSV, its first `timing_warmup` events are left out.
+    `fig4_*`: the selection of the paper's binned FitAccuracy and fake rate (`metrics.binning`).
     A store without truth is refused with a DataError naming it (`open_truth`); the workflow calls
     `evaluate_for_workflow`, which marks such a store instead.
     """
     truth = open_truth(store_path)
     result = evaluate_submission(truth, submission_path, pt_min=pt_min, max_eta=max_eta,
                                  min_cluster_size=min_cluster_size, min_layers=min_layers,
-                                 duplicate_purity=duplicate_purity, pixel_only=pixel_only)
+                                 duplicate_purity=duplicate_purity, pixel_only=pixel_only,
+                                 fig4_min_track_hits=fig4_min_track_hits)
     metrics, per_event = dict(result.metrics), result.per_event
+    paper_cuts = {"pt_min": fig4_pt_min, "max_eta": fig4_max_eta, "min_track_hits": int(fig4_min_track_hits)}
+    if not truth.has_momentum:
+        paper_cuts |= {"pt_min": None, "max_eta": None}
     if timing_path is not None:
         timing = read_timing(timing_path)
         metrics |= timing_metrics(timing, warmup=timing_warmup)
@@ -349,8 +388,11 @@ def evaluate(store_path, submission_path, out_dir, *, timing_path=None, pt_min=D
     binned = binned_rates(result.particles, result.clusters,
                           variables=tuple(variables) if truth.has_momentum else (),
                           bins={**DEFAULT_BINS, **(bins or {})}, pt_min=metrics["pt_min"], max_eta=metrics["max_eta"],
-                          n_resamples=bootstrap, seed=seed, ci=ci, event_ids=per_event.event_id.to_numpy())
-    metrics |= {"bootstrap": int(bootstrap), "seed": int(seed), "ci": float(ci)}
+                          n_resamples=bootstrap, seed=seed, ci=ci, event_ids=per_event.event_id.to_numpy(),
+                          fit=result.fit, tracks=result.tracks, paper_cuts=paper_cuts)
+    metrics |= {"bootstrap": int(bootstrap), "seed": int(seed), "ci": float(ci),
+                **{f"fig4_{k}": v for k, v in paper_cuts.items()},
+                "fig4_selection": fig4_selection_text(paper_cuts, truth.has_momentum)}
     _write_outputs(out_dir, metrics, per_event, binned)
     return metrics
 

@@ -21,8 +21,10 @@ Layout read (all optional)::
 
 Config section (``report``, all keys optional)::
 
-    fig4_metrics: [dm_efficiency, fake_rate]   # rows of Fig. 4 (binned metric names)
+    fig4_metrics: [fit_accuracy, track_fake_rate]   # rows of Fig. 4 (binned metric names: the paper's)
+    fig4_extra_metrics: [dm_efficiency, fake_rate]  # gnn_tracking rates: efficiency_gnn_tracking_{dataset}
     fig4_variables: [pt, eta]                  # columns of Fig. 4
+    fig4_min_entries: 10                       # bins with fewer particles/tracks are drawn grey
     fig5_time: device_ms                       # timing.csv column of Fig. 5
     posterior_hits: 4                          # hits shown in Fig. 7
     locality_models: [contrastive]             # models drawn in the locality efficiency figure
@@ -43,7 +45,8 @@ from . import tables
 from .errors import ConfigError, DataError
 from .io.atomic import write_json
 from .plots.complexity import plot_complexity
-from .plots.efficiency import BINNED_COLUMNS, plot_binned
+from .metrics.binning import BINNED_COLUMNS, PAPER_METRICS
+from .plots.efficiency import plot_binned
 from .plots.event_display import plot_event_display
 from .plots.posterior import POSTERIOR_COLUMNS, plot_posteriors
 from .plots.scaling import SCALING_COLUMNS, plot_scaling
@@ -54,8 +57,10 @@ from .schema import TIMING
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "fig4_metrics": ["dm_efficiency", "fake_rate"],
+    "fig4_metrics": ["fit_accuracy", "track_fake_rate"],
+    "fig4_extra_metrics": ["dm_efficiency", "fake_rate"],
     "fig4_variables": ["pt", "eta"],
+    "fig4_min_entries": 10,
     "fig5_time": "device_ms",
     "posterior_hits": 4,
     "locality_models": ["contrastive"],
@@ -211,18 +216,57 @@ def _with_truth(results, paths: dict, item: str, dataset: str, gaps: Gaps, why: 
     return kept
 
 
+def fig4_caption(results: dict, dataset: str, models, metrics) -> str:
+    """The selection of `metrics` and the bootstrap behind the bands, from the models' metrics.json."""
+    texts, events = set(), set()
+    for model in models:
+        m = results["metrics"].get((dataset, model)) or {}
+        if any(k in PAPER_METRICS for k in metrics) and m.get("fig4_selection"):
+            texts.add(f"FitAccuracy / fake rate: {m['fig4_selection']}")
+        if any(k not in PAPER_METRICS for k in metrics) and m.get("selection"):
+            texts.add(f"gnn_tracking: {m['selection']}")
+        if m.get("n_events") is not None:
+            events.add(int(m["n_events"]))
+    parts = sorted(texts)
+    if events:
+        n = min(events)
+        parts.append(f"bands: 68 % bootstrap over {n if len(events) == 1 else f'{n}-{max(events)}'} test events"
+                     + (" (one event: no interval)" if max(events) < 2 else ""))
+    return "; ".join(parts)
+
+
 def make_fig4(results: dict, out, dataset: str, *, models=None, metrics=None, variables=None,
-              item: str = "fig4", gaps: Gaps | None = None) -> list[Path]:
-    """Fig. 4: binned metrics vs pT and η with bootstrap bands, one line per model with a binned file."""
+              item: str = "fig4", gaps: Gaps | None = None, min_entries: int | None = None,
+              title: str | None = None) -> list[Path]:
+    """Fig. 4: binned metrics vs pT and η with bootstrap bands, one line per model with a binned file.
+
+    The caption line states the selection (metrics.json ``fig4_selection`` / ``selection``) and the
+    number of events the bands were bootstrapped over; a model whose binned file lacks a metric (older
+    results) is a gap, never drawn empty."""
     gaps = _gaps(gaps)
+    metrics = tuple(metrics or DEFAULTS["fig4_metrics"])
     paths = _with_truth(results, _pair_paths(results, "binned", dataset, models), item, dataset, gaps,
                         "nothing to bin")
     if not paths:
         gaps.add(item, "no binned.parquet with truth for any model", dataset=dataset)
         return []
-    binned = {m: read_table(p, BINNED_COLUMNS) for m, p in paths.items()}
-    plot_binned(binned, out, metrics=tuple(metrics or DEFAULTS["fig4_metrics"]),
-                variables=tuple(variables or DEFAULTS["fig4_variables"]), title=dataset)
+    binned = {}
+    for m, p in paths.items():
+        table = read_table(p, BINNED_COLUMNS)
+        absent = [k for k in metrics if k not in set(table.metric)]
+        if absent:
+            gaps.add(item, f"binned.parquet has no {', '.join(absent)} (evaluated before they existed?)",
+                     dataset=dataset, model=m)
+        binned[m] = table
+    variables = tuple(variables or DEFAULTS["fig4_variables"])
+    if not any((t.metric.isin(metrics) & t.variable.isin(variables)).any() for t in binned.values()):
+        # REDVID-like truth has no momenta: only the "all" rows exist, a figure would be empty panels.
+        gaps.add(item, f"nothing binned in {', '.join(variables)} (no particle momenta, e.g. REDVID)", dataset=dataset)
+        return []
+    caption = fig4_caption(results, dataset, binned, metrics)
+    plot_binned(binned, out, metrics=metrics, variables=variables,
+                title=title or dataset, caption=caption,
+                min_entries=int(DEFAULTS["fig4_min_entries"] if min_entries is None else min_entries))
     return output_paths(out)
 
 
@@ -230,7 +274,8 @@ def make_locality_efficiency(results: dict, out, dataset: str, *, models=None, v
                              gaps: Gaps | None = None) -> list[Path]:
     """The locality tracker's DM efficiency vs pT and η: Fig. 4's function on its binned file."""
     return make_fig4(results, out, dataset, models=list(models or DEFAULTS["locality_models"]),
-                     metrics=["dm_efficiency"], variables=variables, item="locality_efficiency", gaps=gaps)
+                     metrics=["dm_efficiency"], variables=variables, item="locality_efficiency", gaps=gaps,
+                     title=f"{dataset}: locality tracker")
 
 
 def timing_with_tracks(timing_path, per_event_path) -> pd.DataFrame:
@@ -260,9 +305,14 @@ def make_fig5(results: dict, out, dataset: str, *, models=None, time_column: str
         if per_event is None:
             gaps.add("fig5", "timing.csv but no per_event.parquet", dataset=dataset, model=model)
             continue
-        per_model[model] = timing_with_tracks(path, per_event)
+        joined = timing_with_tracks(path, per_event)
+        if not joined[time_column or DEFAULTS["fig5_time"]].notna().any():
+            gaps.add("fig5", f"no {time_column or DEFAULTS['fig5_time']} (a tracker without a network has no "
+                     "GPU side)", dataset=dataset, model=model)
+            continue
+        per_model[model] = joined
     if not per_model:
-        gaps.add("fig5", "no model with both timing.csv and per_event.parquet", dataset=dataset)
+        gaps.add("fig5", "no model with timing.csv (with this time column) and per_event.parquet", dataset=dataset)
         return []
     plot_time_vs_tracks(per_model, out, time_column=time_column or DEFAULTS["fig5_time"], title=dataset)
     return output_paths(out)
@@ -276,7 +326,13 @@ def make_fig6(results: dict, out, *, datasets=None, models=None, gaps: Gaps | No
     # The x axis is the complexity level: datasets that no model was run on are not levels of this study.
     evaluated = {d for d, _ in results["metrics"]}
     levels = [d for d in (datasets or results["datasets"]) if d in evaluated]
-    plot_complexity(results["metrics"], out, datasets=levels, models=models or results["models"])
+    per_event = {}
+    for pair, path in results["per_event"].items():   # per-event scores: the score's bootstrap interval
+        table = read_table(path, ("event_id",))
+        if not tables.lacks_truth(results["metrics"].get(pair)):
+            per_event[pair] = table
+    plot_complexity(results["metrics"], out, datasets=levels, models=models or results["models"],
+                    per_event=per_event)
     return output_paths(out)
 
 
@@ -339,7 +395,8 @@ def make_all(results_dir, out_tables, out_figures, datasets=None, models=None,
     `datasets` / `models` (default: every name found) fix the rows and columns of Tables 1–2 and the
     axes of Fig. 6, so a configured model that never ran shows as a gap. `encdec_models` (default: every
     model with an ``encdec_protocol.json``) are the rows of ``table_encdec``. Per-dataset figures are named
-    ``fig4_{dataset}``, ``fig5_{dataset}``, ``fig7_{dataset}_{model}``,
+    ``fig4_{dataset}`` (the paper's FitAccuracy and fake rate), ``efficiency_gnn_tracking_{dataset}`` (the
+    gnn_tracking rates of ``fig4_extra_metrics``), ``fig5_{dataset}``, ``fig7_{dataset}_{model}``,
     ``locality_efficiency_{dataset}``, ``event_display_{dataset}_{model}``; plus ``fig6`` and
     ``scaling``. Gaps go to ``<out_tables>/missing.json`` (also returned among the paths).
     """
@@ -362,7 +419,13 @@ def make_all(results_dir, out_tables, out_figures, datasets=None, models=None,
     written += make_fig6(results, out_figures / "fig6", datasets=datasets, models=models, gaps=gaps)
     for d in datasets:
         written += make_fig4(results, out_figures / f"fig4_{d}", d, models=models, metrics=cfg["fig4_metrics"],
-                             variables=cfg["fig4_variables"], gaps=gaps)
+                             variables=cfg["fig4_variables"], gaps=gaps, min_entries=cfg["fig4_min_entries"],
+                             title=f"{d}: Fig. 4")
+        if cfg["fig4_extra_metrics"] and any(dd == d for dd, _ in results["binned"]):
+            written += make_fig4(results, out_figures / f"efficiency_gnn_tracking_{d}", d, models=models,
+                                 metrics=cfg["fig4_extra_metrics"], variables=cfg["fig4_variables"],
+                                 item="efficiency_gnn_tracking", gaps=gaps, min_entries=cfg["fig4_min_entries"],
+                                 title=f"{d}: gnn_tracking rates")
         written += make_fig5(results, out_figures / f"fig5_{d}", d, models=models, time_column=cfg["fig5_time"],
                              gaps=gaps)
         for m in models:

@@ -157,6 +157,9 @@ TIMING = Table(
     ),
     key=("event_id",),
 )
+#: Marker in the timing/metrics `attention` text of an attention path that is not the configured one
+#: (models.attention writes it, the tables footnote such results).
+ATTENTION_FALLBACK = "fallback"
 TIMING_MEASURES = ("device_ms", "host_cpu_ms", "wall_ms")
 
 TABLES = {t.name: t for t in (HITS, PARTICLES, CELLS)}

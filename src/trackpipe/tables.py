@@ -13,8 +13,11 @@ and ``<name>.tex`` atomically.
   ``trackml_score``; a ``metric`` column says which one each row holds.
   A dataset whose test events have no truth (metrics.json ``"truth": false``, e.g. TrackML Kaggle test
   events) shows ``no truth`` there: its models ran and were timed, but there is nothing to score.
-* Table 2: host CPU, device and wall-clock time per event, median with p90 in parentheses (also for
-  datasets without truth).
+* Table 2: the paper's split of the cost per event: CPU side (pre/post-processing on the host: binning,
+  clustering, track building; process time), GPU side (the network's forward pass; ``*`` where it ran
+  on the CPU; ``CPU only`` for a tracker without a network), wall clock, and Fig. 6 (d)'s estimated
+  total from max(CPU, GPU) to CPU + GPU; median with p90 in parentheses (also for datasets without
+  truth).
 * EncDec table: next-hit accuracy and the truth-seeded, seed-excluded scores of the paper's protocol
   beside the full-event (geometric-seed) score.
 * Locality tables: the clustering comparison (per region and algorithm) and the latency breakdown.
@@ -29,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io.atomic import write_csv, write_text
+from .schema import ATTENTION_FALLBACK
 
 #: The paper's complexity levels, in order; other datasets follow alphabetically.
 DATASET_ORDER = (
@@ -49,26 +53,50 @@ NO_TRUTH = "no truth"
 NO_TRUTH_NOTE = (f"{NO_TRUTH}: the dataset's test events have no truth (e.g. TrackML Kaggle test events): "
                  "predicted and timed, not scored.")
 CPU_DEVICE_MARK = "*"
-CPU_DEVICE_NOTE = f"{CPU_DEVICE_MARK}: device time measured on the CPU (no GPU was used for this model)."
+CPU_DEVICE_NOTE = (f"{CPU_DEVICE_MARK}: GPU-side time measured on the CPU (the network ran on the CPU: no GPU was "
+                   "used for this model).")
+CPU_ONLY = "CPU only"
+CPU_ONLY_NOTE = (f"{CPU_ONLY}: a tracker without a network (e.g. helix-dbscan): all of its work is CPU side, it has "
+                 "no GPU side.")
 
-#: Table 2 rows per dataset: (metrics.json key prefix, display label).
+FALLBACK_MARK = "†"
+FALLBACK_NOTE = (f"{FALLBACK_MARK}: the network ran a fallback path, not its configured one (metrics.json "
+                 "'attention', e.g. flash attention without CUDA fp16/bf16 runs sdpa in fp32).")
+SAME_MARK = "‡"
+#: Model variants that differ from their base model only in how attention is computed: when both ran the
+#: same attention computation on a dataset, the variant's numbers are the base's computation again.
+VARIANT_OF = {"encreg-fa": "encreg"}
+
+#: Table 2 rows per dataset: (metrics.json key prefix, display label): the paper's CPU side / GPU side.
 TIMING_QUANTITIES = (
-    ("host_cpu_ms", "CPU ms"),
-    ("device_ms", "device (GPU) ms"),
+    ("host_cpu_ms", "CPU side ms"),
+    ("device_ms", "GPU side ms"),
     ("wall_ms", "wall ms"),
 )
+#: Table 2's last row per dataset: Fig. 6 (d)'s range, max(CPU, GPU) to CPU + GPU of the medians.
+RANGE_QUANTITY = ("total_range_ms", "total ms (range)")
 
 #: Locality clustering table: (clustering.json key, display label, format).
+#: The slides' (seed 001) columns in their order (Recon. Ratio, Track DM eff., # clusters, # tracks, Attn. matrix
+#: reduction) with the two ceilings (full containment, oracle DM) after the ratio; then the time per event.
 CLUSTERING_COLUMNS = (
     ("reconstructible_ratio", "recon. ratio", "{:.3f}"),
     ("full_containment", "full containment", "{:.3f}"),
     ("oracle_dm_efficiency", "oracle DM", "{:.3f}"),
-    ("cluster_dm_efficiency", "DM eff.", "{:.3f}"),
-    ("n_clusters", "clusters", "{:.0f}"),
-    ("attention_fraction", "attn. fraction", "{:.6f}"),
+    ("cluster_dm_efficiency", "track DM eff.", "{:.3f}"),
+    ("n_clusters", "# clusters", "{:.0f}"),
+    ("n_tracks", "# tracks", "{:.0f}"),
+    ("attention_fraction", "attn. matrix reduction", "{:.6f}"),
     ("seconds_per_event", "s / event", "{:.3g}"),
 )
 LATENCY_ORDER = ("clustering_and_masks", "encoder_forward", "track_formation", "total")
+#: Seed 004's Table 1 rows, by latency.json component.
+LATENCY_LABELS = {
+    "clustering_and_masks": "hit clustering & mask building",
+    "encoder_forward": "transformer encoder forward pass",
+    "track_formation": "track candidate formation",
+    "total": "total latency",
+}
 
 
 @dataclass
@@ -124,6 +152,46 @@ def metric_value(metrics: dict | None, key: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def is_cpu_only(metrics: dict | None) -> bool:
+    """A tracker without a network: timed (a CPU side) but no GPU-side time at all (device_ms empty)."""
+    return (metrics is not None and metric_value(metrics, "device_ms_median") is None
+            and metric_value(metrics, "host_cpu_ms_median") is not None)
+
+
+def gpu_side_on_cpu(metrics: dict | None) -> bool:
+    """Whether the GPU-side (network) time of these metrics was measured on the CPU."""
+    return metrics is not None and not is_cpu_only(metrics) and metrics.get("device", "cpu") != "cuda"
+
+
+def time_range(metrics: dict | None, stat: str = "median") -> tuple[float, float] | None:
+    """Fig. 6 (d)'s estimate of the total time per event: (max(CPU, GPU), CPU + GPU) of the `stat` of
+    the CPU side and the GPU side (the two overlap at best, run one after the other at worst); a CPU-only
+    tracker's total is its CPU side. None without the numbers."""
+    cpu = metric_value(metrics, f"host_cpu_ms_{stat}")
+    if cpu is None:
+        return None
+    if is_cpu_only(metrics):
+        return cpu, cpu
+    gpu = metric_value(metrics, f"device_ms_{stat}")
+    return None if gpu is None else (max(cpu, gpu), cpu + gpu)
+
+
+def attention_computation(metrics: dict | None) -> str | None:
+    """The attention computation a result ran (metrics.json 'attention' without the fallback remark)."""
+    if not metrics or not metrics.get("attention"):
+        return None
+    return " | ".join(sorted({a.split(" (")[0].strip() for a in str(metrics["attention"]).split(" | ")}))
+
+
+def same_computation_as(results: dict, dataset: str, model: str) -> str | None:
+    """The base model whose computation `model`'s result on `dataset` repeats (`VARIANT_OF`), or None."""
+    base = VARIANT_OF.get(model)
+    if base is None:
+        return None
+    mine, theirs = (attention_computation(results.get((dataset, m))) for m in (model, base))
+    return base if mine is not None and mine == theirs else None
+
+
 def lacks_truth(metrics: dict | None) -> bool:
     """Whether a metrics.json is that of a store without truth (``"truth": false``; older files: no)."""
     return metrics is not None and metrics.get("truth", True) is False
@@ -140,6 +208,25 @@ class _Notes:
 
     def __init__(self):
         self.used: set[str] = set()
+        self.same: dict[str, set[str]] = {}
+
+    def marks(self, results: dict, dataset: str, model: str) -> str:
+        """``†`` for a fallback path, ``‡`` for a repeat of another model's computation (noted once)."""
+        metrics = results.get((dataset, model))
+        out = ""
+        if metrics and ATTENTION_FALLBACK in str(metrics.get("attention", "")):
+            out += FALLBACK_MARK
+            self.used.add(FALLBACK_NOTE)
+        base = same_computation_as(results, dataset, model)
+        if base is not None:
+            out += SAME_MARK
+            self.same.setdefault(f"{model}|{base}|{attention_computation(metrics)}", set()).add(dataset)
+        return out
+
+    def same_notes(self) -> list[str]:
+        return [f"{SAME_MARK}: {model} ran the same computation as {base} ({computation} attention) on "
+                f"{', '.join(sorted(datasets))}: not an independent result."
+                for key, datasets in sorted(self.same.items()) for model, base, computation in [key.split("|")]]
 
     def cell(self, metrics: dict | None, value: float | None, fmt, *, needs_truth: bool = False) -> str:
         """The display string; `needs_truth`: the quantity is a score, shown as ``no truth`` without one."""
@@ -155,8 +242,8 @@ class _Notes:
         return fmt(value)
 
     def ordered(self, extra=()) -> list[str]:
-        return [n for n in (NOT_RUN_NOTE, NO_TRUTH_NOTE, NOT_AVAILABLE_NOTE, CPU_DEVICE_NOTE)
-                if n in self.used] + list(extra)
+        return [n for n in (NOT_RUN_NOTE, NO_TRUTH_NOTE, NOT_AVAILABLE_NOTE, CPU_DEVICE_NOTE, CPU_ONLY_NOTE,
+                            FALLBACK_NOTE) if n in self.used] + self.same_notes() + list(extra)
 
 
 def _raw(metrics: dict | None, value: float | None, *, needs_truth: bool = False):
@@ -185,7 +272,8 @@ def table1(results: dict, datasets=None, models=None) -> Table:
         for model in models:
             metrics = results.get((dataset, model))
             value = metric_value(metrics, key)
-            row.append(notes.cell(metrics, value, "{:.3f}".format, needs_truth=True))
+            row.append(notes.cell(metrics, value, lambda v, d=dataset, m=model: f"{v:.3f}{notes.marks(results, d, m)}",
+                                  needs_truth=True))
             record[model] = _raw(metrics, value, needs_truth=True)
         rows.append(row)
         records.append(record)
@@ -205,11 +293,13 @@ def _fmt_ms(value: float) -> str:
 
 
 def table2(results: dict, datasets=None, models=None) -> Table:
-    """Table 2: inference time per event per dataset × model, median (p90) in milliseconds.
+    """Table 2: cost per event per dataset × model, median (p90) in milliseconds, split as in the paper.
 
-    Three rows per dataset: host CPU time, device time (GPU time when the model ran on CUDA; marked
-    ``*`` when the device was the CPU) and wall clock. The CSV has one row per dataset, quantity and
-    statistic (median, p90) with the exact values.
+    Four rows per dataset: the CPU side (host process time of pre/post-processing), the GPU side (the
+    network: GPU time with CUDA events; marked ``*`` when it ran on the CPU; ``CPU only`` for a tracker
+    without a network), wall clock, and Fig. 6 (d)'s estimated total from max(CPU, GPU) to CPU + GPU
+    (medians). The CSV has one row per dataset, quantity and statistic (median, p90; for the range
+    range_lo, range_hi) with the exact values.
     """
     datasets, models = _axes(results, datasets, models)
     notes = _Notes()
@@ -223,21 +313,51 @@ def table2(results: dict, datasets=None, models=None) -> Table:
                 median = metric_value(metrics, f"{prefix}_median")
                 p90 = metric_value(metrics, f"{prefix}_p90")
                 mark = ""
-                if prefix == "device_ms" and metrics is not None and metrics.get("device", "cpu") != "cuda":
+                if prefix == "device_ms" and gpu_side_on_cpu(metrics):
                     mark = CPU_DEVICE_MARK
                     notes.used.add(CPU_DEVICE_NOTE)
+
+                if prefix == "device_ms":
+                    mark += notes.marks(results, dataset, model)
 
                 def fmt(m, p90=p90, mark=mark):
                     return f"{_fmt_ms(m)}{mark}" + ("" if p90 is None else f" ({_fmt_ms(p90)})")
 
+                if prefix == "device_ms" and is_cpu_only(metrics):
+                    notes.used.add(CPU_ONLY_NOTE)
+                    row.append(CPU_ONLY)
+                    stats["median"][model] = stats["p90"][model] = CPU_ONLY
+                    continue
                 row.append(notes.cell(metrics, median, fmt))
                 stats["median"][model] = _raw(metrics, median)
                 stats["p90"][model] = _raw(metrics, p90)
             rows.append(row)
             records.extend(stats.values())
-    caption = ("Inference time per event in milliseconds: median over test events, p90 in parentheses. "
-               "CPU: host CPU time summed over threads; device: GPU time (CUDA events) when run on a GPU; "
-               "wall: wall-clock time.")
+        prefix, label = RANGE_QUANTITY
+        row = [dataset, label]
+        stats = {s: {"dataset": dataset, "quantity": prefix, "statistic": s} for s in ("range_lo", "range_hi")}
+        for model in models:
+            metrics = results.get((dataset, model))
+            bounds = time_range(metrics)
+            mark = CPU_DEVICE_MARK if gpu_side_on_cpu(metrics) else ""
+            if bounds is not None and mark:
+                notes.used.add(CPU_DEVICE_NOTE)
+
+            def fmt_range(_, bounds=bounds, mark=mark):
+                lo, hi = bounds
+                return f"{_fmt_ms(lo)}{mark}" if lo == hi else f"{_fmt_ms(lo)}–{_fmt_ms(hi)}{mark}"
+
+            row.append(notes.cell(metrics, None if bounds is None else bounds[0], fmt_range))
+            for i, s in enumerate(("range_lo", "range_hi")):
+                stats[s][model] = _raw(metrics, None if bounds is None else bounds[i])
+        rows.append(row)
+        records.extend(stats.values())
+    caption = ("Inference cost per event in milliseconds, split as in the paper's Table 2: median over the test "
+               "events after an untimed warm-up of the whole per-event pipeline, p90 in parentheses. CPU side: "
+               "host process time (summed over threads) of the pre- and post-processing (inputs, clustering, "
+               "track building); GPU side: the network's forward pass (CUDA events on a GPU); wall: the whole "
+               "event including reading it; total (range): Fig. 6 (d)'s estimate from max(CPU, GPU) (the two "
+               "overlap) to CPU + GPU (one after the other), of the medians.")
     return Table("table2", caption, ["dataset", "time", *models], rows,
                  pd.DataFrame.from_records(records, columns=["dataset", "quantity", "statistic", *models]),
                  notes.ordered())
@@ -325,8 +445,10 @@ def locality_clustering_table(clustering: dict, dataset: str) -> Table:
                "(particles with pT > 0.9 GeV and >= 3 hits having >= 50 % of their hits in one cluster), "
                "full containment (all their hits in one neighbourhood), oracle DM (the double-majority "
                "efficiency of the project's track formation on a perfect embedding: the ceiling the "
-               "neighbourhoods allow), double-majority efficiency of the clusters alone, number of clusters, attention fraction "
-               "(sum of squared cluster sizes over N squared) and clustering time per event.")
+               "neighbourhoods allow), double-majority efficiency of the clusters alone, number of clusters, "
+               "number of tracks (the reconstructible-ratio denominator), attention matrix reduction (sum of "
+               "squared cluster sizes over N squared) and clustering time per event: the slides' columns plus "
+               "the two ceilings, per region.")
     return Table(f"locality_clustering_{dataset}", caption,
                  ["region", "algorithm", *[label for _, label, _ in CLUSTERING_COLUMNS]], rows,
                  pd.DataFrame.from_records(records, columns=["region", "algorithm", *keys]), notes.ordered())
@@ -338,7 +460,7 @@ def locality_latency_table(latency: dict, dataset: str) -> Table:
     rows, records = [], []
     for component in components:
         value = metric_value(latency, component)
-        rows.append([component, NOT_AVAILABLE if value is None else _fmt_ms(value)])
+        rows.append([LATENCY_LABELS.get(component, component), NOT_AVAILABLE if value is None else _fmt_ms(value)])
         records.append({"component": component, "ms": NOT_AVAILABLE if value is None else value})
     notes = [NOT_AVAILABLE_NOTE] if any(r[1] == NOT_AVAILABLE for r in rows) else []
     return Table(f"locality_latency_{dataset}", f"Locality tracker latency per event on {dataset}, by component.",

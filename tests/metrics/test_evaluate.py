@@ -64,6 +64,15 @@ def test_evaluate_writes_metrics_per_event_and_binned(trackml_store, trackml_eve
     assert {"pt", "eta", "all"} <= set(binned.variable)
     total = binned[(binned.metric == "dm_efficiency") & (binned.variable == "all")].iloc[0]
     assert total.value == pytest.approx(m["dm_efficiency"]) and total.n == m["n_selected_particles"]
+    # Fig. 4's FitAccuracy (TrackML weights, tracks >= 4 hits, pooled): the events weigh the same, so it is
+    # close to the mean score; its eta bins have no pT cut (the paper's), unlike dm_efficiency's.
+    fa = binned[(binned.metric == "fit_accuracy") & (binned.variable == "all")].iloc[0]
+    assert fa.value == pytest.approx(m["trackml_score"], abs=0.01) and fa.value < 1
+    assert m["fig4_selection"] == "tracks >= 4 hits, no pT or eta cut" and m["fig4_min_track_hits"] == 4
+    fa_eta = binned[(binned.metric == "fit_accuracy") & (binned.variable == "eta")]
+    assert fa_eta.n.sum() > total.n
+    fake = binned[(binned.metric == "track_fake_rate") & (binned.variable == "all")].iloc[0]
+    assert 0 < fake.value < 1
     # Same seed, same outputs.
     evaluate(trackml_store, tmp_path / "sub.csv", tmp_path / "again", bootstrap=100, seed=1)
     pd.testing.assert_frame_equal(binned, pd.read_parquet(tmp_path / "again" / "binned.parquet"))
@@ -137,7 +146,8 @@ def test_cli_score_real_event_json(trackml_dir, trackml_event, tmp_path, capsys)
     assert HEADLINE <= set(out) and out["dm_efficiency"] == 1.0 and out["fake_rate"] == 0.0
     # The same keys as metrics.json (which adds the bootstrap settings).
     m = evaluate(trackml_dir, tmp_path / "sub.csv", tmp_path / "eval", bootstrap=10)
-    assert set(m) - set(out) == {"bootstrap", "seed", "ci"}
+    assert set(m) - set(out) == {"bootstrap", "seed", "ci", "fig4_pt_min", "fig4_max_eta", "fig4_min_track_hits",
+                                 "fig4_selection"}
     assert out["truth"] is True and m["truth"] is True  # stores without truth say false (tests/io/test_truthless)
     assert main(["score", "--truth", str(trackml_dir), "--submission", str(tmp_path / "sub.csv"), "--per-event"]) == 0
     text = capsys.readouterr().out
@@ -162,3 +172,14 @@ def test_workflow_evaluate_with_truth_is_evaluate(trackml_dir, trackml_event, tm
     assert a == b and a["truth"] is True and a["trackml_score"] == 1.0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "binned.parquet"),
                                   pd.read_parquet(tmp_path / "b" / "binned.parquet"))
+
+
+def test_timing_metrics_carry_the_attention_actually_used():
+    from trackpipe.evaluate import timing_metrics
+
+    fallback = "sdpa fp32 (fallback from flash: it needs CUDA with fp16/bf16, ran on cpu)"
+    timing = pd.DataFrame({"event_id": [1, 2], "n_hits": 10, "device_ms": [1.0, 2.0], "host_cpu_ms": [3.0, 4.0],
+                           "wall_ms": [5.0, 6.0], "device": "cpu", "attention": fallback})
+    m = timing_metrics(timing, warmup=0)
+    assert m["attention"] == fallback and m["device"] == "cpu"
+    assert "attention" not in timing_metrics(timing.drop(columns="attention"), warmup=0)   # older files

@@ -174,3 +174,18 @@ def test_backend_table_and_hook():
         build_attention("no-such-backend")
     with pytest.raises(ConfigError, match="already registered"):
         A.register_backend(A.BACKENDS["sdpa"])
+
+
+def test_resolved_attention_names_what_runs():
+    """The text predict records (timing.csv `attention`), from the backends' own dispatch rules."""
+    from trackpipe.models.attention import FALLBACK, resolved_attention, runs_flash
+
+    cpu = resolved_attention("flash", None, "cpu", torch.float32)
+    assert cpu.startswith("sdpa fp32") and FALLBACK in cpu  # EncReg-FA on a CPU computes EncReg
+    assert resolved_attention("flash", None, "cuda", torch.bfloat16) == "flash bf16"
+    assert FALLBACK in resolved_attention("flash", None, "cuda", torch.float32)  # no half precision
+    assert runs_flash("cuda", torch.float16) and not runs_flash("cpu", torch.bfloat16)
+    assert resolved_attention("cluster-blocked", {}, "cpu", torch.float32) == "cluster-blocked fp32"
+    assert resolved_attention("cluster-blocked", {"on_cuda": "blocked"}, "cuda", torch.bfloat16) == \
+        "cluster-blocked bf16"
+    assert resolved_attention("sdpa", None, "cpu", torch.float32) == "sdpa fp32"

@@ -30,7 +30,14 @@ def fake_metrics(rng, device="cpu") -> dict:
     for key in TIMING_KEYS:
         median = float(rng.uniform(0.05, 500))
         m[f"{key}_median"], m[f"{key}_p90"] = median, median * float(rng.uniform(1.05, 1.6))
+    if device == "none":   # a tracker without a network (helix-dbscan): no GPU side at all
+        m.update(device="cpu", device_ms_median=None, device_ms_p90=None)
     return m
+
+
+def device_of(model: str) -> str:
+    """Where the fake results say each model ran: encreg on a GPU, helix-dbscan has no network."""
+    return {"encreg": "cuda", "helix-dbscan": "none"}.get(model, "cpu")
 
 
 def fake_per_event(rng, n_events=30) -> pd.DataFrame:
@@ -50,13 +57,16 @@ def fake_timing(rng, per_event: pd.DataFrame) -> pd.DataFrame:
 
 def fake_binned(rng) -> pd.DataFrame:
     rows = []
-    for variable, edges in (("pt", np.geomspace(0.5, 50, 7)), ("eta", np.linspace(-4, 4, 9))):
-        for metric, lo_hi in (("dm_efficiency", (0.6, 0.98)), ("fake_rate", (0.0, 0.2))):
+    for variable, edges in (("pt", np.r_[0.0, np.geomspace(0.5, 50, 7)]), ("eta", np.linspace(-4, 4, 9))):
+        for metric, lo_hi in (("dm_efficiency", (0.6, 0.98)), ("fake_rate", (0.0, 0.2)),
+                              ("fit_accuracy", (0.5, 0.95)), ("track_fake_rate", (0.05, 0.4))):
             value = rng.uniform(*lo_hi, len(edges) - 1)
             err = rng.uniform(0.005, 0.05, len(edges) - 1)
+            n = rng.integers(20, 400, len(edges) - 1)
+            n[-1] = 3          # a sparse outer bin: drawn grey, off the line
             rows.append(pd.DataFrame({"metric": metric, "variable": variable, "lo_edge": edges[:-1],
                                       "hi_edge": edges[1:], "value": value, "ci_lo": value - err,
-                                      "ci_hi": value + err, "n": rng.integers(20, 400, len(edges) - 1)}))
+                                      "ci_hi": value + err, "n": n}))
     # Shuffled rows: the plot must sort bins itself.
     return pd.concat(rows, ignore_index=True).sample(frac=1, random_state=2).reset_index(drop=True)
 
@@ -108,7 +118,7 @@ def write_fake_results(root, seed=0):
             ev, pr = root / "eval" / dataset / model, root / "predict" / dataset / model
             ev.mkdir(parents=True)
             pr.mkdir(parents=True)
-            metrics = fake_metrics(rng, device="cuda" if model == "encreg" else "cpu")
+            metrics = fake_metrics(rng, device=device_of(model))
             (ev / "metrics.json").write_text(json.dumps(metrics))
             written[(dataset, model)] = metrics
             per_event = fake_per_event(rng)

@@ -68,29 +68,41 @@ def test_figure_written_and_deterministic(name, tmp_path):
 
 def test_fig4_lines_and_bands_are_the_binned_values(tmp_path):
     binned = _binned()
-    fig = efficiency.plot_binned(binned, tmp_path / "f4")
+    fig = efficiency.plot_binned(binned, tmp_path / "f4", min_entries=10, caption="tracks >= 4 hits")
     axes = np.array(fig.axes).reshape(2, 2)
-    for i, metric in enumerate(("dm_efficiency", "fake_rate")):
+    for i, metric in enumerate(("fit_accuracy", "track_fake_rate")):
         for j, variable in enumerate(("pt", "eta")):
             ax = axes[i, j]
             lines = {line.get_label(): line for line in ax.get_lines()}
             assert set(lines) == set(binned)
-            bands = ax.collections
-            assert len(bands) == len(binned)
-            for model, band in zip(sorted(binned), bands):   # drawn in model order: enccla, encreg
+            bands = [c for c in ax.collections if c.get_label().endswith("68% CI")]
+            sparse = [c for c in ax.collections if c.get_label().startswith("fewer than 10")]
+            assert len(bands) == len(sparse) == len(binned)
+            for model, band, grey in zip(sorted(binned), bands, sparse):   # drawn in model order
                 ref = binned[model]
                 ref = ref[(ref.metric == metric) & (ref.variable == variable)].sort_values("lo_edge")
+                enough = ref.n.to_numpy() >= 10
                 centres = 0.5 * (ref.lo_edge + ref.hi_edge)
                 if variable == "pt":
-                    centres = np.sqrt(ref.lo_edge * ref.hi_edge)
-                np.testing.assert_array_equal(lines[model].get_ydata(), ref.value.to_numpy())
-                np.testing.assert_allclose(lines[model].get_xdata(), centres.to_numpy())
+                    centres = np.where(ref.lo_edge > 0, np.sqrt(ref.lo_edge * ref.hi_edge), centres)
+                np.testing.assert_array_equal(lines[model].get_ydata(), np.where(enough, ref.value, np.nan))
+                np.testing.assert_allclose(lines[model].get_xdata(), centres)
                 ys = band.get_paths()[0].vertices[:, 1]
-                np.testing.assert_allclose(ys.min(), ref.ci_lo.min())
-                np.testing.assert_allclose(ys.max(), ref.ci_hi.max())
-                assert np.isin(np.round(ref.ci_lo.to_numpy(), 12), np.round(ys, 12)).all()
-                assert np.isin(np.round(ref.ci_hi.to_numpy(), 12), np.round(ys, 12)).all()
+                np.testing.assert_allclose(ys.min(), ref.ci_lo[enough].min())
+                np.testing.assert_allclose(ys.max(), ref.ci_hi[enough].max())
+                # The sparse bin is off the line and outside the band, in grey at its value.
+                np.testing.assert_allclose(grey.get_offsets()[:, 1], ref.value[~enough])
+                assert mcolors.to_hex(grey.get_edgecolor()[0]) == "#b0b0b0"
     assert axes[0, 0].get_xscale() == "log" and axes[0, 1].get_xscale() == "linear"
+    # Log axis: only major ticks are labelled, plainly ("1", "10"), and none overlaps another.
+    fig.canvas.draw()
+    minor = [t.get_text() for t in axes[0, 0].xaxis.get_minorticklabels() if t.get_text()]
+    assert minor == []
+    major = [t.get_text() for t in axes[0, 0].xaxis.get_majorticklabels() if t.get_visible() and t.get_text()]
+    assert "1" in major and "10" in major
+    # The legend is the figure's, above the panels, not inside any of them.
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert "tracks >= 4 hits" in fig.get_suptitle()
 
 
 def test_fig4_bad_table_names_the_column(tmp_path):
@@ -113,7 +125,8 @@ def test_power_law_fit_recovers_exponent(k):
 
 def test_scaling_legend_states_exponents(tmp_path):
     fig = scaling.plot_scaling(fake_scaling(np.random.default_rng(6)), tmp_path / "s")
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert fig.axes[0].get_legend() is None        # the legend is outside the data
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     exponents = sorted(float(lab.split("N^{")[1].split("}")[0]) for lab in labels)
     assert exponents == pytest.approx([1.2, 2.0], abs=0.05)
 
@@ -138,7 +151,9 @@ def test_fig5_points_are_the_events(tmp_path):
     data = _fig5_data()
     fig = timing.plot_time_vs_tracks(data, tmp_path / "f5", time_column="wall_ms")
     ax = fig.axes[0]
-    for model, coll in zip(sorted(data), ax.collections):
+    points = [c for c in ax.collections if c.get_label().endswith(" events")]
+    assert len(points) == len(data)
+    for model, coll in zip(sorted(data), points):
         pts = coll.get_offsets()
         np.testing.assert_allclose(np.asarray(pts), data[model][["n_particles", "wall_ms"]].to_numpy(float))
     assert ax.get_xscale() == ax.get_yscale() == "log"
@@ -147,18 +162,35 @@ def test_fig5_points_are_the_events(tmp_path):
 
 def test_fig6_series_break_at_missing_results(tmp_path):
     data = _complexity_data()
+    data[("trackml-10-50", "helix-dbscan")] = fake_metrics(np.random.default_rng(9), device="none")
     fig = complexity.plot_complexity(data, tmp_path / "f6")
-    score_ax, device_ax = fig.axes[0], fig.axes[1]
+    score_ax, cpu_ax, gpu_ax, range_ax = fig.axes[:4]
+    levels = ("redvid-linear-10-50", "trackml-10-50", "trackml-200-500")
     enccla = next(line for line in score_ax.get_lines() if line.get_label() == "enccla")
     y = enccla.get_ydata()
     assert y[0] == data[("redvid-linear-10-50", "enccla")]["fit_accuracy"]
     assert y[1] == data[("trackml-10-50", "enccla")]["trackml_score"]
     assert np.isnan(y[2])
-    encreg = next(line for line in device_ax.get_lines() if line.get_label() == "encreg")
-    assert list(encreg.get_ydata()) == [data[(d, "encreg")]["device_ms_median"]
-                                        for d in ("redvid-linear-10-50", "trackml-10-50", "trackml-200-500")]
-    assert [t.get_text() for t in score_ax.get_xticklabels()] == ["redvid-linear-10-50", "trackml-10-50",
-                                                                   "trackml-200-500"]
+    encreg = next(line for line in gpu_ax.get_lines() if line.get_label() == "encreg")
+    assert list(encreg.get_ydata()) == [data[(d, "encreg")]["device_ms_median"] for d in levels]
+    cpu = next(line for line in cpu_ax.get_lines() if line.get_label() == "encreg")
+    assert list(cpu.get_ydata()) == [data[(d, "encreg")]["host_cpu_ms_median"] for d in levels]
+    # The CPU-only tracker: a CPU side, no GPU side, and a total equal to its CPU side.
+    assert any(line.get_label() == "helix-dbscan" for line in cpu_ax.get_lines())
+    assert not any(line.get_label() == "helix-dbscan" for line in gpu_ax.get_lines())
+    lo, hi = complexity.range_series(data, levels, "encreg")
+    m = data[("trackml-10-50", "encreg")]
+    cpu_ms, gpu_ms = m["host_cpu_ms_median"], m["device_ms_median"]
+    assert (lo[1], hi[1]) == pytest.approx((max(cpu_ms, gpu_ms), cpu_ms + gpu_ms))
+    lo, hi = complexity.range_series(data, levels, "helix-dbscan")
+    assert lo[1] == hi[1] == data[("trackml-10-50", "helix-dbscan")]["host_cpu_ms_median"] and np.isnan(lo[0])
+    assert range_ax.get_yscale() == "log"
+    assert [t.get_text() for t in score_ax.get_xticklabels()] == list(levels)
+    # One colour per model, and the legend outside every panel.
+    colours = {line.get_label(): line.get_color() for line in cpu_ax.get_lines()
+               if not line.get_label().startswith("_")}
+    assert len(set(colours.values())) == len(colours) == 3
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
 
 
 def test_fig7_bars_sorted_and_true_class_highlighted(tmp_path):
@@ -212,3 +244,39 @@ def test_identical_bytes_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / run / "s"), str(here)], check=True, env=env)
     for ext in ("png", "pdf"):
         assert (tmp_path / "a" / f"s.{ext}").read_bytes() == (tmp_path / "b" / f"s.{ext}").read_bytes()
+
+
+def test_dense_event_display_shows_a_phi_slice_with_few_coloured_tracks(tmp_path):
+    """An HL-LHC-sized event is not drawn as a solid disc: a φ slice of about `max_hits` hits, with only
+    the `max_colours` candidates with most hits there in colour (one colour each) over grey hits."""
+    event, sub = fake_event(np.random.default_rng(4), 1, n_particles=3000, hits_per_particle=8, n_noise=2000)
+    fig = event_display.plot_event_display(event.hits, sub, tmp_path / "ed", max_colours=12, max_hits=2000)
+    xy = fig.axes[0]
+    grey, coloured = xy.collections[:2]
+    n_drawn = len(grey.get_offsets()) + len(coloured.get_offsets())
+    inside, half = event_display.phi_slice(event.hits, 2000)
+    assert n_drawn == inside.sum() and 1500 < n_drawn < 2600 and half < np.pi
+    phi = np.arctan2(coloured.get_offsets()[:, 1], coloured.get_offsets()[:, 0])
+    assert (np.abs(phi) < half).all()
+    colours = {tuple(c) for c in np.round(coloured.get_facecolors(), 6)}
+    assert len(colours) == 12                                  # 12 tracks, 12 distinct colours
+    assert f"|φ| < {half:.3f}" in fig.get_suptitle()
+
+
+def test_fig6_score_interval_is_the_bootstrap_of_the_per_event_scores(tmp_path):
+    from trackpipe.metrics.binning import bootstrap_ratio
+
+    data = _complexity_data()
+    rng = np.random.default_rng(12)
+    per_event = {pair: pd.DataFrame({"event_id": np.arange(20), "trackml_score": rng.uniform(0.3, 0.9, 20),
+                                     "fit_accuracy": rng.uniform(0.3, 0.9, 20)}) for pair in data}
+    levels = ("redvid-linear-10-50", "trackml-10-50", "trackml-200-500")
+    lo, hi = complexity.score_interval(per_event, data, levels, "encreg")
+    scores = per_event[("trackml-10-50", "encreg")].trackml_score.to_numpy()
+    _, ref_lo, ref_hi = bootstrap_ratio(scores[:, None], np.ones((20, 1)), n_resamples=1000, seed=0)
+    assert (lo[1], hi[1]) == (ref_lo[0], ref_hi[0]) and lo[1] < scores.mean() < hi[1]
+    one = {k: v.head(1) for k, v in per_event.items()}
+    assert np.isnan(complexity.score_interval(one, data, levels, "encreg")[0]).all()   # one event: no interval
+    fig = complexity.plot_complexity(data, tmp_path / "f6", per_event=per_event)
+    bars = [c for c in fig.axes[0].containers if c.get_label() == "_encreg 68% CI"]
+    assert len(bars) == 1 and len(bars[0].lines[2][0].get_segments()) == 3      # one bar per level

@@ -36,6 +36,7 @@ def test_make_all_writes_everything_and_records_gaps(fake_results, tmp_path):
     fig_stems = ["fig6", "scaling", f"locality_efficiency_{LOCALITY_DATASET}", "fig7_trackml-10-50_enccla",
                  f"event_display_{DISPLAY[0]}_{DISPLAY[1]}"]
     fig_stems += [f"fig4_{d}" for d in BINNED_DATASETS] + [f"fig5_{d}" for d in DATASETS]
+    fig_stems += [f"efficiency_gnn_tracking_{d}" for d in BINNED_DATASETS]   # DM efficiency, gnn_tracking fakes
     expected |= {f"figures/{s}.{e}" for s in fig_stems for e in ("png", "pdf")}
     expected.add("tables/missing.json")
     assert names == expected
@@ -137,3 +138,31 @@ def test_make_all_writes_the_encdec_table_and_names_a_missing_protocol(tmp_path)
     # Without EncDec models (and no protocol files) there is no such table.
     assert not any(p.name.startswith("table_encdec") for p in report.make_all(
         tmp_path / "none", tmp_path / "t2", tmp_path / "f2", datasets=["trackml-10-50"], models=["encreg"]))
+
+
+def test_no_empty_figures_for_redvid_or_cpu_only_timing(tmp_path):
+    """Fig. 4 of a dataset without momenta (REDVID: only the 'all' rows) and Fig. 5 of a tracker without a
+    network (no GPU-side time) are gaps with a reason, not figures of empty panels; Fig. 4's caption states
+    the selection and the number of bootstrapped events."""
+    import numpy as np
+
+    ev = tmp_path / "eval" / "redvid-linear-10-50" / "helix-dbscan"
+    ev.mkdir(parents=True)
+    (ev / "metrics.json").write_text(json.dumps({"truth": True, "n_events": 1, "fig4_selection": "tracks >= 4 hits"}))
+    binned = fake_binned(np.random.default_rng(0))
+    binned[binned.variable == "pt"].assign(variable="all").to_parquet(ev / "binned.parquet")
+    pd.DataFrame({"event_id": [1], "n_particles": [5]}).to_parquet(ev / "per_event.parquet")
+    pr = tmp_path / "predict" / "redvid-linear-10-50" / "helix-dbscan"
+    pr.mkdir(parents=True)
+    pd.DataFrame({"event_id": [1], "n_hits": [50], "device_ms": [np.nan], "host_cpu_ms": [3.0], "wall_ms": [4.0],
+                  "device": ["cpu"]}).to_csv(pr / "timing.csv", index=False)
+    results = report.collect_results(tmp_path)
+    gaps = report.Gaps()
+    assert report.make_fig4(results, tmp_path / "f4", "redvid-linear-10-50", gaps=gaps) == []
+    assert report.make_fig5(results, tmp_path / "f5", "redvid-linear-10-50", gaps=gaps) == []
+    reasons = {(g["item"], g.get("model")): g["reason"] for g in gaps.items}
+    assert "no particle momenta" in reasons[("fig4", None)]
+    assert "no GPU side" in reasons[("fig5", "helix-dbscan")]
+    caption = report.fig4_caption(results, "redvid-linear-10-50", ["helix-dbscan"], ["fit_accuracy"])
+    assert caption == ("FitAccuracy / fake rate: tracks >= 4 hits; bands: 68 % bootstrap over 1 test events "
+                       "(one event: no interval)")

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from report_fakes import DATASETS, NOT_RUN, fake_metrics
+from report_fakes import DATASETS, NOT_RUN, device_of, fake_metrics
 
 from trackpipe import tables
 
@@ -20,7 +20,7 @@ def metrics():
     for d in reversed(DATASETS + ["zz-extra"]):
         for m in ("encreg", "helix-dbscan", "enccla", "my-model"):
             if (d, m) != NOT_RUN:
-                out[(d, m)] = fake_metrics(rng, device="cuda" if m == "encreg" else "cpu")
+                out[(d, m)] = fake_metrics(rng, device=device_of(m))
     return out
 
 
@@ -103,19 +103,35 @@ def test_table2_median_p90_and_device_marks(metrics, tmp_path):
     t = tables.table2(metrics)
     paths = tables.write_table(t, tmp_path)
     csv = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
-    assert len(csv) == (len(DATASETS) + 1) * 3 * 2
+    assert len(csv) == (len(DATASETS) + 1) * (3 * 2 + 2)
     for (d, m), met in metrics.items():
         for prefix, _ in tables.TIMING_QUANTITIES:
             for stat in ("median", "p90"):
                 cell = csv[(csv.dataset == d) & (csv.quantity == prefix) & (csv.statistic == stat)][m].item()
-                assert float(cell) == met[f"{prefix}_{stat}"]
-    device_rows = [r for r in t.rows if r[1] == dict(tables.TIMING_QUANTITIES)["device_ms"]]
-    i_cpu, i_gpu = t.header.index("enccla"), t.header.index("encreg")
-    for r in device_rows:
+                if m == "helix-dbscan" and prefix == "device_ms":
+                    assert cell == tables.CPU_ONLY      # no network: no GPU side
+                else:
+                    assert float(cell) == met[f"{prefix}_{stat}"]
+        # Fig. 6 (d)'s range: max(CPU, GPU) to CPU + GPU; a CPU-only tracker's total is its CPU side.
+        rng_rows = csv[(csv.dataset == d) & (csv.quantity == "total_range_ms")].set_index("statistic")[m]
+        cpu, gpu = met["host_cpu_ms_median"], met["device_ms_median"]
+        expected = (cpu, cpu) if gpu is None else (max(cpu, gpu), cpu + gpu)
+        assert (float(rng_rows["range_lo"]), float(rng_rows["range_hi"])) == pytest.approx(expected)
+    gpu_rows = [r for r in t.rows if r[1] == dict(tables.TIMING_QUANTITIES)["device_ms"]]
+    i_cpu, i_gpu, i_none = t.header.index("enccla"), t.header.index("encreg"), t.header.index("helix-dbscan")
+    for r in gpu_rows:
         assert tables.CPU_DEVICE_MARK in r[i_cpu] and tables.CPU_DEVICE_MARK not in r[i_gpu]
+        assert r[i_none] in (tables.CPU_ONLY, tables.GAP)
+    cpu_rows = [r for r in t.rows if r[1] == dict(tables.TIMING_QUANTITIES)["host_cpu_ms"]]
+    assert all(tables.CPU_DEVICE_MARK not in r[i_none] for r in cpu_rows)
+    assert tables.CPU_ONLY_NOTE in t.notes and tables.CPU_DEVICE_NOTE in t.notes
     cell = next(r for r in t.rows if r[0] == "trackml-10-50" and r[1] == "wall ms")[i_gpu]
     met = metrics[("trackml-10-50", "encreg")]
     assert cell == f"{tables._fmt_ms(met['wall_ms_median'])} ({tables._fmt_ms(met['wall_ms_p90'])})"
+    rng_cell = next(r for r in t.rows if r[0] == "trackml-10-50" and r[1] == "total ms (range)")
+    lo, hi = tables.time_range(met)
+    assert rng_cell[i_gpu] == f"{tables._fmt_ms(lo)}–{tables._fmt_ms(hi)}"
+    assert rng_cell[i_cpu].endswith(tables.CPU_DEVICE_MARK)
     check_latex(paths[2].read_text(), len(t.header), len(t.rows))
     assert all(len(md_cells(line)) == len(t.header) for line in md_table_lines(paths[1].read_text()))
 
@@ -131,14 +147,19 @@ def test_locality_tables(tmp_path):
                                              "seconds_per_event": 0.1}}}
     t = tables.locality_clustering_table(clustering, "hllhc-pixel")
     assert [r[:2] for r in t.rows] == [["barrel", "dbscan"], ["endcap", "dbscan"], ["endcap", "grid_window"]]
-    assert t.rows[0][2:] == ["0.987", "0.440", "0.810", "0.140", "499", "0.000285", "0.3"]
+    # The slides' columns (seed 001) plus the two ceilings; # tracks absent from this entry shows as n/a.
+    assert t.header[2:] == ["recon. ratio", "full containment", "oracle DM", "track DM eff.", "# clusters",
+                            "# tracks", "attn. matrix reduction", "s / event"]
+    assert t.rows[0][2:] == ["0.987", "0.440", "0.810", "0.140", "499", tables.NOT_AVAILABLE, "0.000285", "0.3"]
     assert t.rows[1][3:5] == [tables.NOT_AVAILABLE] * 2  # older clustering.json without the ceiling
     assert t.rows[1][-1] == tables.NOT_AVAILABLE     # no timing for this entry: shown as n/a
     paths = tables.write_table(t, tmp_path)
     check_latex(paths[2].read_text(), len(t.header), 3)
     lat = tables.locality_latency_table({"total": 73.0, "encoder_forward": 20.0, "clustering_and_masks": 6.0,
                                          "track_formation": 47.0}, "hllhc-pixel")
-    assert [r[0] for r in lat.rows] == list(tables.LATENCY_ORDER)
+    # Seed 004's rows: clustering & masks, encoder, track formation, total.
+    assert [r[0] for r in lat.rows] == [tables.LATENCY_LABELS[c] for c in tables.LATENCY_ORDER]
+    assert lat.data.component.tolist() == list(tables.LATENCY_ORDER)
     assert lat.data.ms.tolist() == [6.0, 20.0, 47.0, 73.0]
 
 
@@ -194,7 +215,7 @@ def test_dataset_without_truth_shows_no_truth_for_scores_and_its_times(metrics, 
     t2 = tables.table2(results)
     times = {r[1]: dict(zip(t2.header, r)) for r in t2.rows if r[0] == "kaggle-test"}
     assert times["wall ms"]["helix-dbscan"] == "120 (150)"
-    assert times["device (GPU) ms"]["enccla"] == f"100{tables.CPU_DEVICE_MARK} (110)"
+    assert times["GPU side ms"]["enccla"] == f"100{tables.CPU_DEVICE_MARK} (110)"
     assert tables.NO_TRUTH_NOTE not in t2.notes
     # The EncDec table: the full-event score of a truth-less dataset says so, its time column is timing.
     t3 = tables.encdec_protocol_table({}, {("kaggle-test", "encdec"): truthless}, models=["encdec"])
@@ -214,3 +235,33 @@ def test_headline_metric_comes_from_the_evaluation_not_the_name():
     assert rows["redvid-renamed-real"] == ["trackml_score", "0.700"]
     # Without a headline in any metrics (older results), the name decides as before.
     assert tables.score_key("redvid-x") == "fit_accuracy" and tables.score_key("acts-x") == "trackml_score"
+
+
+def test_fallback_and_same_computation_are_marked():
+    """EncReg-FA on a CPU falls back to sdpa fp32: EncReg's computation; both tables say so."""
+    base = {"truth": True, "trackml_score": 0.276, "device": "cpu", "device_ms_median": 5.0, "device_ms_p90": 6.0,
+            "host_cpu_ms_median": 2.0, "host_cpu_ms_p90": 3.0, "wall_ms_median": 9.0, "wall_ms_p90": 9.5}
+    results = {
+        ("trackml-10-50", "encreg"): {**base, "attention": "sdpa fp32"},
+        ("trackml-10-50", "encreg-fa"): {**base, "attention": "sdpa fp32 (fallback from flash: it needs CUDA "
+                                                              "with fp16/bf16, ran on cpu)"},
+        # On a GPU the flash path ran: a result of its own, no mark.
+        ("trackml-200-500", "encreg"): {**base, "attention": "sdpa bf16", "device": "cuda"},
+        ("trackml-200-500", "encreg-fa"): {**base, "attention": "flash bf16", "device": "cuda"},
+    }
+    t1 = tables.table1(results)
+    cells = {r[0]: dict(zip(t1.header, r)) for r in t1.rows}
+    assert cells["trackml-10-50"]["encreg-fa"] == f"0.276{tables.FALLBACK_MARK}{tables.SAME_MARK}"
+    assert cells["trackml-10-50"]["encreg"] == "0.276"
+    assert cells["trackml-200-500"]["encreg-fa"] == "0.276"
+    assert tables.FALLBACK_NOTE in t1.notes
+    same = [n for n in t1.notes if n.startswith(tables.SAME_MARK)]
+    assert same == [f"{tables.SAME_MARK}: encreg-fa ran the same computation as encreg (sdpa fp32 attention) on "
+                    "trackml-10-50: not an independent result."]
+    t2 = tables.table2(results)
+    gpu = {r[0]: dict(zip(t2.header, r)) for r in t2.rows if r[1] == "GPU side ms"}
+    assert gpu["trackml-10-50"]["encreg-fa"].startswith(f"5.00{tables.CPU_DEVICE_MARK}{tables.FALLBACK_MARK}"
+                                                        f"{tables.SAME_MARK}")
+    assert gpu["trackml-200-500"]["encreg-fa"] == "5.00 (6.00)"
+    # The CSV keeps exact numbers, no marks.
+    assert t1.data.set_index("dataset").loc["trackml-10-50", "encreg-fa"] == 0.276

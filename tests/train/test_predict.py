@@ -47,7 +47,10 @@ def test_cli_train_then_predict(stores, tmp_path, model, capsys):
     merged = hits.merge(sub, on=["event_id", "hit_id"], how="outer", indicator=True)
     assert (merged._merge == "both").all() and len(sub) == len(hits)
     timing = pd.read_csv(tmp_path / "timing.csv")
-    assert timing.columns.tolist() == TIMING.names and (timing.device == "cpu").all()
+    assert timing.columns.tolist() == TIMING.names + ["attention"] and (timing.device == "cpu").all()
+    # The attention actually run: EncReg-FA's flash falls back to sdpa in fp32 on a CPU (= EncReg's).
+    expected = "sdpa fp32 (fallback from flash" if model == "encreg-fa" else "sdpa fp32"
+    assert timing.attention.str.startswith(expected).all()
     assert timing.event_id.tolist() == EventStore(stores / "test").event_ids.tolist()
     assert (timing.n_hits.to_numpy() == EventStore(stores / "test").index.n_hits.to_numpy()).all()
     assert (timing.device_ms > 0).all() and (timing.wall_ms >= timing.device_ms).all()
@@ -122,3 +125,49 @@ def test_trained_model_predicts_a_store_without_truth(stores, tmp_path):
     with pytest.raises(DataError, match="posteriors .* needs truth") as e:
         predict(tmp_path / "m", bare, tmp_path / "s.csv", posteriors=tmp_path / "p.parquet", warmup=0)
     assert e.value.file == str(bare)
+
+
+@pytest.mark.parametrize("model", ["enccla", "encreg"])
+def test_warmup_runs_the_whole_per_event_pipeline(stores, tmp_path, monkeypatch, model):
+    """The untimed warm-up runs the post-processing too (HDBSCAN / argmax track building), not only the
+    network: with `warmup` w the track builder is called w times on the first event before the N timed
+    events, so no timed row holds its first-call cost."""
+    import trackpipe.predict as pred
+    from trackpipe.train.loop import train
+
+    builder = {"enccla": "tracks_from_classes", "encreg": "tracks_from_regression"}[model]
+    calls = []
+    original = getattr(pred, builder)
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[0]))
+        return original(*args, **kwargs)
+
+    train(model, stores / "train", tmp_path / "m", config=TINY, epochs=1, seed=0)
+    monkeypatch.setattr(pred, builder, counting)
+    store = EventStore(stores / "test")
+    predict(tmp_path / "m", stores / "test", tmp_path / "s.csv", timing=tmp_path / "t.csv", warmup=2)
+    first = int(store.index.n_hits.iloc[0])
+    assert calls[:2] == [first, first]                       # the warm-up: first event, twice
+    assert calls[2:] == store.index.n_hits.tolist()          # then every event once, timed
+    assert len(pd.read_csv(tmp_path / "t.csv")) == len(store)
+
+
+def test_classical_runner_warms_up_the_whole_tracker_and_files_no_gpu_side(stores, tmp_path):
+    """tracking.runner: the untimed warm-up is one full tracker call on the first event (its clustering
+    included) before the timed ones; a tracker without a network reports no device (GPU side) time."""
+    from trackpipe.tracking.runner import run_tracker
+
+    calls = []
+
+    def tracker(event):
+        calls.append(int(event.event_id))
+        return np.arange(len(event.hits)), {"device_s": None, "host_cpu_s": 0.001}
+
+    store = EventStore(stores / "test")
+    run_tracker(stores / "test", tracker, tmp_path / "s.csv", timing_csv=tmp_path / "t.csv", warmup=1)
+    ids = store.event_ids.tolist()
+    assert calls == [ids[0], *ids]
+    timing = pd.read_csv(tmp_path / "t.csv")
+    assert timing.event_id.tolist() == ids and timing.device_ms.isna().all()
+    assert (timing.host_cpu_ms == 1.0).all()

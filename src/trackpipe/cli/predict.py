@@ -63,6 +63,9 @@ def run(args) -> int:
 
         s = predict(args.model, args.data, args.out, timing=args.timing, posteriors=args.posteriors,
                     threads=args.threads, device=args.device, warmup=args.warmup)
-    print(f"{s['n_events']} events: device {s['device_ms_median']:.2f} ms (p90 {s['device_ms_p90']:.2f}), "
+    # A classical tracker has no network, hence no device (GPU side) time: all of its work is host CPU.
+    device = ("no device (GPU side) time" if s["device_ms_median"] is None
+              else f"device {s['device_ms_median']:.2f} ms (p90 {s['device_ms_p90']:.2f})")
+    print(f"{s['n_events']} events: {device}, "
           f"host CPU {s['host_cpu_ms_median']:.2f} ms (p90 {s['host_cpu_ms_p90']:.2f}) per event -> {args.out}")
     return 0

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..schema import ATTENTION_FALLBACK as FALLBACK
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,41 @@ def _notice_once(message: str) -> None:
     log.warning(message)
 
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def runs_flash(device_type: str, dtype: torch.dtype) -> bool:
+    """Whether the flash backend runs the flash kernel here (else it falls back to sdpa)."""
+    return device_type == "cuda" and dtype in HALF_DTYPES
+
+
+def runs_cluster_flex(device_type: str, on_cuda: str) -> bool:
+    """Whether the cluster-blocked backend runs compiled FlexAttention here (else its blocked SDPA)."""
+    return device_type == "cuda" and on_cuda == "flex" and compiler_available("cuda")
+
+
+
+
+def resolved_attention(name: str, options: dict | None, device_type: str, dtype: torch.dtype) -> str:
+    """What backend `name` actually computes on `device_type` with activations of `dtype`, in words.
+
+    The same decisions as the backends' own dispatch (`runs_flash`, `runs_cluster_flex`), so a table
+    can mark EncReg-FA on a CPU (sdpa in fp32: the computation of EncReg) as a fallback.
+    """
+    precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
+    if name == "flash" and not runs_flash(device_type, dtype):
+        return f"sdpa {precision} ({FALLBACK} from flash: it needs CUDA with fp16/bf16, ran on {device_type})"
+    if name == "cluster-blocked":
+        on_cuda = (options or {}).get("on_cuda", "flex")
+        return "flex (cluster-blocked)" if runs_cluster_flex(device_type, on_cuda) else f"cluster-blocked {precision}"
+    return f"{name} {precision}"
+
+
 def _build_flash(options: dict) -> AttentionFn:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     def flash(q, k, v, mask: AttentionMask):
-        if q.device.type != "cuda" or q.dtype not in (torch.float16, torch.bfloat16):
+        if not runs_flash(q.device.type, q.dtype):
             _notice_once(f"flash attention needs CUDA with fp16/bf16 (got {q.device.type}, {q.dtype}); "
                          "using sdpa instead")
             return sdpa_attention(q, k, v, mask)
@@ -272,7 +303,7 @@ def _build_cluster_blocked(options: dict) -> AttentionFn:
         if blocks is None:
             raise ConfigError("cluster-blocked attention needs block tables in AttentionMask.extra['blocks'] "
                               "(the training loop and predict attach them when the model has a locality section)")
-        if q.is_cuda and on_cuda == "flex" and compiler_available("cuda"):
+        if runs_cluster_flex(q.device.type, on_cuda):
             return _on_flat_batch(q, k, v, lambda *qkv: _cluster_flex(*qkv, blocks, True))
         return _on_flat_batch(q, k, v, lambda *qkv: cluster_blocked_attention(*qkv, blocks))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .style import model_styles, new_figure, no_data, require_columns, save_figure, style
+from .style import figure_legend, log_axis, model_styles, new_figure, no_data, require_columns, save_figure, style
 
 SCALING_COLUMNS = ("model", "n_tracks", "n_hits", "ms_median", "ms_p90", "peak_mb")
 
@@ -54,9 +54,9 @@ def plot_scaling(scaling: pd.DataFrame, out, *, x: str = "n_hits", y: str = "ms_
         ax.set_xlabel("hits per event" if x == "n_hits" else "tracks per event")
         ax.set_ylabel("inference time per event [ms]")
         if models:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.legend(loc="upper left", title="median; bar to p90")
+            log_axis(ax, "x")
+            log_axis(ax, "y")
+            figure_legend(fig, axes, ncol=2, title="median per event; bar up to p90; dashed: fitted power law")
         else:
             no_data(ax)
         if title:

@@ -2,7 +2,8 @@
 
 Input per model: one row per event with ``n_particles`` (from per_event.parquet) and the time
 columns of timing.csv, already joined on ``event_id``. Each event is a point; the line is the median
-time in logarithmic bins of the number of tracks.
+time in logarithmic bins of the number of tracks, the band its interquartile range (25-75 %). The
+legend sits under the panel, the log axes carry plain labels (no overlapping minor labels).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .style import model_styles, new_figure, no_data, require_columns, save_figure, style
+from .style import figure_legend, log_axis, model_styles, new_figure, no_data, require_columns, save_figure, style
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +25,29 @@ TIME_LABELS = {
 }
 
 
+def binned_quantiles(x: np.ndarray, y: np.ndarray, n_bins: int = 12, q=(0.5,)) -> tuple[np.ndarray, list]:
+    """Quantiles `q` of `y` in `n_bins` logarithmic bins of `x` (x > 0); returns (geometric bin centre,
+    [values per quantile]) for the non-empty bins. A single distinct x gives one point."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size == 0:
+        return np.empty(0), [np.empty(0) for _ in q]
+    lo, hi = np.log10(x.min()), np.log10(x.max())
+    if hi <= lo:
+        return np.array([x[0]]), [np.array([np.quantile(y, p)]) for p in q]
+    edges = np.linspace(lo, hi, n_bins + 1)
+    idx = np.clip(np.searchsorted(edges, np.log10(x), side="right") - 1, 0, n_bins - 1)
+    groups = pd.Series(y).groupby(idx)
+    values = [groups.quantile(p) for p in q]
+    occupied = values[0].index.to_numpy()
+    centres = 10 ** (0.5 * (edges[occupied] + edges[occupied + 1]))
+    return centres, [v.to_numpy() for v in values]
+
+
 def binned_median(x: np.ndarray, y: np.ndarray, n_bins: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """Median of `y` in `n_bins` logarithmic bins of `x` (x > 0); returns (geometric bin centre, median)
     for the non-empty bins. A single distinct x gives one point."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.size == 0:
-        return np.empty(0), np.empty(0)
-    lo, hi = np.log10(x.min()), np.log10(x.max())
-    if hi <= lo:
-        return np.array([x[0]]), np.array([np.median(y)])
-    edges = np.linspace(lo, hi, n_bins + 1)
-    idx = np.clip(np.searchsorted(edges, np.log10(x), side="right") - 1, 0, n_bins - 1)
-    medians = pd.Series(y).groupby(idx).median()
-    occupied = medians.index.to_numpy()
-    centres = 10 ** (0.5 * (edges[occupied] + edges[occupied + 1]))
-    return centres, medians.to_numpy()
+    centres, (median,) = binned_quantiles(x, y, n_bins, q=(0.5,))
+    return centres, median
 
 
 def plot_time_vs_tracks(per_model: Mapping[str, pd.DataFrame], out, *, time_column: str = "device_ms",
@@ -63,15 +72,16 @@ def plot_time_vs_tracks(per_model: Mapping[str, pd.DataFrame], out, *, time_colu
             if x.size == 0:
                 continue
             ax.scatter(x, y, s=6, color=st["color"], alpha=0.35, linewidths=0, label=f"_{model} events")
-            cx, cy = binned_median(x, y, n_bins)
+            cx, (cy, q1, q3) = binned_quantiles(x, y, n_bins, q=(0.5, 0.25, 0.75))
+            ax.fill_between(cx, q1, q3, color=st["color"], alpha=0.2, linewidth=0, label=f"_{model} IQR")
             ax.plot(cx, cy, color=st["color"], marker=st["marker"], label=f"{model} (median)")
             drawn += 1
         ax.set_xlabel("tracks (particles) per event")
         ax.set_ylabel(TIME_LABELS.get(time_column, time_column))
         if drawn:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.legend(loc="upper left")
+            log_axis(ax, "x")
+            log_axis(ax, "y")
+            figure_legend(fig, axes, ncol=3, title="line: median per bin, band: 25-75 %, dots: events")
         else:
             no_data(ax)
         if title:

@@ -19,56 +19,69 @@ import pandas as pd
 from ..io.atomic import atomic_path, write_json
 from ..io.store import EventStore
 from ..schema import PIXEL_VOLUMES
+from .style import figure_legend, log_axis, new_figure, style
 
 _MAX_RZ_POINTS = 200_000
 
 
+#: Fixed looks of the two series every validation figure compares.
+SERIES = {"simulation": {"color": "#000000"}, "real TrackML": {"color": "#d62728"}}
+
+
 def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, *plt.subplots(figsize=(6, 4.2))
+    return new_figure(width=4.6, height=3.2)
 
 
-def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+def _save(fig, path: Path) -> Path:
+    with style(), atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})
     return path
 
 
 def _hist(values_by_label: dict, path: Path, *, xlabel: str, bins, logy=False, logx=False, title="") -> Path:
-    plt, fig, ax = _figure()
-    for label, v in values_by_label.items():
-        v = np.asarray(v, float)
-        v = v[np.isfinite(v)]
-        if len(v):
-            ax.hist(v, bins=bins, histtype="step", density=True, lw=1.5, label=f"{label} (n={len(v)})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("normalised entries")
-    if logy:
-        ax.set_yscale("log")
-    if logx:
-        ax.set_xscale("log")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    """Unit-area histograms (steps) with their statistical error (sqrt(n) per bin, scaled the same way)."""
+    with style():
+        fig, axes = _figure()
+        ax = axes[0, 0]
+        for label, v in values_by_label.items():
+            v = np.asarray(v, float)
+            v = v[np.isfinite(v)]
+            if not len(v):
+                continue
+            counts, edges = np.histogram(v, bins=bins)
+            scale = 1.0 / (counts.sum() * np.diff(edges))
+            colour = SERIES.get(label, {}).get("color")
+            ax.stairs(counts * scale, edges, color=colour, linewidth=1.4, label=f"{label} (n={len(v)})")
+            centres = np.sqrt(edges[:-1] * edges[1:]) if logx else 0.5 * (edges[:-1] + edges[1:])
+            filled = counts > 0
+            ax.errorbar(centres[filled], (counts * scale)[filled], yerr=(np.sqrt(counts) * scale)[filled], fmt="none",
+                        ecolor=colour, elinewidth=0.8, label=f"_{label} stat. error")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("normalised entries")
+        if logy:
+            log_axis(ax, "y")
+        if logx:
+            log_axis(ax, "x")
+        ax.set_title(title)
+        figure_legend(fig, axes, ncol=2, title="bars: statistical error (sqrt n)")
+        return _save(fig, path)
 
 
 def _rz_map(sim_hits: pd.DataFrame, ref_hits: pd.DataFrame | None, path: Path, title="") -> Path:
-    plt, fig, ax = _figure()
-    r = np.hypot(sim_hits.x, sim_hits.y)
-    ax.hist2d(sim_hits.z, r, bins=(300, 150), cmin=1, cmap="viridis")
-    if ref_hits is not None and len(ref_hits):
-        ax.scatter(ref_hits.z, np.hypot(ref_hits.x, ref_hits.y), s=1, c="red", alpha=0.5, label="real TrackML")
-        ax.legend(fontsize=8, loc="upper left")
-    ax.set_xlabel("z [mm]")
-    ax.set_ylabel("r [mm]")
-    ax.set_title(title)
-    return _save(plt, fig, path)
+    with style():
+        fig, axes = _figure()
+        ax = axes[0, 0]
+        r = np.hypot(sim_hits.x, sim_hits.y)
+        *_, image = ax.hist2d(sim_hits.z, r, bins=(300, 150), cmin=1, cmap="viridis", rasterized=True)
+        fig.colorbar(image, ax=ax, label="simulated hits per bin")
+        if ref_hits is not None and len(ref_hits):
+            ax.scatter(ref_hits.z, np.hypot(ref_hits.x, ref_hits.y), s=1, c=SERIES["real TrackML"]["color"], alpha=0.5,
+                       label="real TrackML", rasterized=True)
+            figure_legend(fig, axes, markerscale=5)
+        ax.set_xlabel("z [mm]")
+        ax.set_ylabel("r [mm]")
+        ax.set_title(title)
+        return _save(fig, path)
 
 
 def _particle_kinematics(particles: pd.DataFrame, hits: pd.DataFrame):
@@ -150,14 +163,21 @@ def validation_plots(stores, out_dir, *, kind: str = "trackml", reference_trackm
                            title=f"{kind}: {pt_label.split(' [')[0]} spectrum"))
     files.append(_hist(with_ref(eta, ref_eta), out_dir / "eta.png", xlabel="eta", bins=np.linspace(-4.5, 4.5, 61),
                        title=f"{kind}: eta"))
-    plt, fig, ax = _figure()
-    ax.hist(per_event, bins=30, histtype="step", lw=1.5, label=f"simulation ({len(per_event)} events)")
-    if ref is not None:
-        ax.axvline(len(ref.hits), color="red", ls="--", label="real TrackML (subsampled event)")
-    ax.set_xlabel("hits per event")
-    ax.set_ylabel("events")
-    ax.legend(fontsize=8)
-    files.append(_save(plt, fig, out_dir / "hits_per_event.png"))
+    with style():
+        fig, axes = _figure()
+        ax = axes[0, 0]
+        counts, edges = np.histogram(per_event, bins=30)
+        ax.stairs(counts, edges, color=SERIES[sim]["color"], linewidth=1.4,
+                  label=f"simulation ({len(per_event)} events)")
+        filled = counts > 0
+        ax.errorbar(0.5 * (edges[:-1] + edges[1:])[filled], counts[filled], yerr=np.sqrt(counts[filled]), fmt="none",
+                    ecolor=SERIES[sim]["color"], elinewidth=0.8, label="_stat. error")
+        if ref is not None:
+            ax.axvline(len(ref.hits), color=SERIES[real]["color"], ls="--", label="real TrackML (subsampled event)")
+        ax.set_xlabel("hits per event")
+        ax.set_ylabel("events")
+        figure_legend(fig, axes, ncol=2, title="bars: statistical error (sqrt n)")
+        files.append(_save(fig, out_dir / "hits_per_event.png"))
     summary = {
         "events": int(len(per_event)), "hits_per_event_mean": float(per_event.mean()),
         "hits_per_particle_mean": float(nh.mean()) if len(nh) else 0.0,
