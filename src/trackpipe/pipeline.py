@@ -106,10 +106,11 @@ def _require_finished(status: dict, family: str, work: Path, on_budget: str) -> 
         return
     why = {"time_budget": "its max_minutes budget ran out", "signal": "it was sent SIGTERM/SIGUSR1 (time limit or "
            "cancellation)"}.get(state, f"it ended with status {state!r}")
-    raise TrainingIncomplete(
-        f"training of {family} stopped after {done} because {why}; the checkpoint in {work} is kept and this job "
-        f"is marked failed so that its retry (or the next snakemake run) resumes from it. Set on_budget: finish to "
-        f"publish budget-limited models instead.")
+    message = (f"training of {family} stopped after {done} because {why}; the checkpoint in {work} is kept and this "
+               f"job is marked failed so that its retry (or the next snakemake run) resumes from it. Set on_budget: "
+               f"finish to publish budget-limited models instead.")
+    log.error(message)  # into the job's log file too, not only the scheduler's output
+    raise TrainingIncomplete(message)
 
 
 def _visible_gpus() -> int:

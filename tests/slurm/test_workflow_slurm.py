@@ -34,7 +34,9 @@ RUN_TIMEOUT = 420  # seconds per snakemake run; the whole first run takes ~3 min
 
 TINY = {
     "seed": 3,
+    # Job sizes come from the study's config (the profile sets none per rule): what this node can grant.
     "threads": {"train": 1, "predict": 1},
+    "mem_mb": {"train": 1000, "predict": 1000},
     "datasets": {
         "lin": {"kind": "redvid", "events": 40, "seed": 1, "split": [0.5, 0.25, 0.25], "plots": False,
                 "redvid": {"track_types": ["linear"], "n_tracks": [5, 10]}},
@@ -51,36 +53,35 @@ TINY = {
     "evaluate": {"bootstrap": 10},
     "reference_trackml": None,
 }
-MEM_MB = 1000  # every job of this study fits (max RSS ~170 MB); the rules' 4-8 GB may exceed a CI node
+MEM_MB = 1000  # every job of this study fits (max RSS ~170 MB); the light rules' fixed 4-8 GB may exceed a CI node
+PARTITIONS = ROOT / "tests" / "slurm" / "partitions.yaml"
 RULES = ["simulate_shard", "merge_dataset", "train", "predict", "predict_classical", "evaluate",
          "tables_and_figures"]
 
 
 def slurm_args(cluster) -> list[str]:
-    """profiles/slurm with its placeholders filled for this cluster (command line beats profile)."""
+    """profiles/slurm as shipped, its placeholders filled for this cluster on the command line: the account
+    and the partition file. The study's config is given with --configfile, so it stands alone here too:
+    in the main process and in every Slurm job (which replans with the same --configfiles)."""
     return [
-        "--profile", "profiles/slurm",
-        "--default-resources", f"slurm_account={cluster.account}", "slurm_partition=cpu", f"mem_mb={MEM_MB}",
-        "runtime=30", "gpu=0",
-        # A command-line --set-resources replaces the profile's whole mapping, so the GPU rules' partition
-        # is repeated here next to the memory this node can grant.
-        "--set-resources", "train:slurm_partition=gpu", "predict:slurm_partition=gpu",
-        *[f"{rule}:mem_mb={MEM_MB}" for rule in RULES],
-        # The profile's 16/8 threads per GPU job cannot be granted by a 2-CPU node (they would pend forever).
-        "--set-threads", "train=1", "predict=1",
+        "--profile", "profiles/slurm", "--configfile", "tiny.yaml",
+        "--default-resources", f"slurm_account={cluster.account}", "runtime=30", "gpu=0",
+        "--slurm-partition-config", str(PARTITIONS),
+        # The rules without a model keep fixed sizes (4-8 GB); this node's share is smaller.
+        "--set-resources", *[f"{rule}:mem_mb={MEM_MB}" for rule in RULES if rule not in ("train", "predict")],
         "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
     ]
 
 
 @pytest.fixture(scope="module")
 def study(slurm, tmp_path_factory):
-    """A copy of the workflow with the tiny config as its config/config.yaml."""
+    """A copy of the workflow with the tiny config beside the shipped one."""
     wd = tmp_path_factory.mktemp("slurm-study")
     for name in ("Snakefile", "workflow", "profiles", "config"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, wd / name)
-    # Replace (not merge into) the shipped default config.
-    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(TINY))
+    # Given with --configfile (slurm_args): the shipped config/config.yaml stays and must not leak in.
+    (wd / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     return wd
 
 
@@ -176,7 +177,8 @@ def weights(model_dir: Path) -> dict[str, torch.Tensor]:
 def first_run(slurm, study):
     """The whole tiny study through the SLURM profile: (planned jobs, sacct rows, weights of tiny-cla)."""
     planned = plan(slurm, study)
-    rows = run_snakemake(slurm, study)
+    # The profile polls with squeue; this run covers sacct (accounting), the later ones squeue.
+    rows = run_snakemake(slurm, study, "--slurm-status-command", "sacct")
     return planned, rows, weights(study / "results" / "models" / "lin" / "tiny-cla")
 
 
@@ -196,6 +198,8 @@ def test_study_runs_one_slurm_job_per_rule_job(slurm, study, first_run):
             assert r["partition"] == "cpu" and "gres/gpu" not in r["tres"], r
     res = study / "results"
     assert (res / "tables" / "table1.md").read_text().count("tiny-cla") >= 1
+    # The demo's datasets did not leak in (the Slurm jobs replanned with --configfile tiny.yaml alone).
+    assert sorted(p.name for p in (res / "data").iterdir()) == ["hel", "lin"]
     for d, m in [("lin", "tiny-cla"), ("hel", "base")]:
         assert (res / "eval" / d / m / "metrics.json").stat().st_size > 0
     log = (res / "logs" / "train" / "lin" / "tiny-cla.log").read_text()
@@ -204,13 +208,13 @@ def test_study_runs_one_slurm_job_per_rule_job(slurm, study, first_run):
 
 @pytest.mark.slow
 def test_changed_model_reruns_only_its_jobs_polled_with_squeue(slurm, study, first_run):
-    cfg = yaml.safe_load((study / "config" / "config.yaml").read_text())
+    cfg = yaml.safe_load((study / "tiny.yaml").read_text())
     cfg["models"]["base"]["params"]["eps"] = 0.03
-    (study / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (study / "tiny.yaml").write_text(yaml.safe_dump(cfg))
     expected = {("predict_classical", "dataset=hel, model=base"), ("evaluate", "dataset=hel, model=base"),
                 ("tables_and_figures", "")}
     assert plan(slurm, study) == expected
-    rows = run_snakemake(slurm, study, "--slurm-status-command", "squeue")
+    rows = run_snakemake(slurm, study)  # the profile's squeue status
     assert {r["state"] for r in rows} == {"COMPLETED"}
     assert slurm_jobs(rows) == Counter(comment(*job) for job in expected)
     assert plan(slurm, study) == set()
@@ -224,9 +228,9 @@ def test_cancelled_training_resumes_to_the_same_weights(slurm, study, first_run)
     work = study / "results" / "train-work" / "lin" / "tiny-cla"
     shutil.rmtree(work)  # train from scratch (its completed checkpoint would make the rerun a copy)
     first = last_job_id(slurm) + 1
-    # squeue status: the plugin (2.8.0) takes sacct's "CANCELLED by <uid>" for a running job and would wait forever.
-    proc = start_snakemake(slurm, study, "--forcerun", "train", "--retries", "1", "--slurm-status-command", "squeue",
-                           str(model.relative_to(study)))
+    # The profile's squeue status: the plugin (2.8.0) takes sacct's "CANCELLED by <uid>" for a running job and
+    # would wait forever.
+    proc = start_snakemake(slurm, study, "--forcerun", "train", "--retries", "1", str(model.relative_to(study)))
     try:
         deadline = time.monotonic() + 180
         while not (work / "checkpoint.pt").exists():  # at least one epoch done: something to resume
