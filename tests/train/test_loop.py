@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from train_helpers import TINY  # noqa: F401  (shared with test_predict, test_ddp)
+from train_helpers import TINY, assert_same_weights, weights  # noqa: F401  (shared with test_predict, test_ddp)
 
 from trackpipe.errors import ConfigError
 from trackpipe.io.store import EventStore, write_store
@@ -26,16 +26,6 @@ def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("toy") / "store"
     write_store(path, linear_events(14, seed=3, min_tracks=3, max_tracks=8, noise_hits=2, smear=0.05))
     return path
-
-
-def weights(model_dir, key="model"):
-    return torch.load(model_dir / CHECKPOINT, weights_only=False)[key]
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 @pytest.mark.parametrize("stop_at", ["epoch_end", "mid_epoch"])

@@ -9,7 +9,7 @@ import signal
 import pytest
 import torch
 
-from train_helpers import TINY
+from train_helpers import TINY, assert_same_weights, weights
 
 from trackpipe.errors import ConfigError, TrainingIncomplete
 from trackpipe.io.store import write_store
@@ -24,16 +24,6 @@ def stores(tmp_path_factory):
     write_store(root / "train", linear_events(12, seed=3, min_tracks=3, max_tracks=8, noise_hits=2, smear=0.05))
     write_store(root / "val", linear_events(4, seed=4, min_tracks=3, max_tracks=8, noise_hits=2, smear=0.05))
     return root / "train", root / "val"
-
-
-def weights(model_dir, key="model"):
-    return torch.load(model_dir / CHECKPOINT, weights_only=False)[key]
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 def test_sigterm_checkpoints_and_resumes_to_the_same_weights(stores, tmp_path):

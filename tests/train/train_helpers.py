@@ -15,6 +15,19 @@ TINY = {
 }
 
 
+def weights(model_dir, key="model"):
+    """A tensor dict of a model directory's checkpoint (`model`, `best_model`, ...)."""
+    from trackpipe.train.loop import CHECKPOINT
+
+    return torch.load(model_dir / CHECKPOINT, weights_only=False)[key]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

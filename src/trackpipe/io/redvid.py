@@ -27,7 +27,7 @@ import pandas as pd
 from ..errors import DataError
 from .atomic import atomic_path
 from .store import Event
-from .validate import _cast, check_event, require_columns
+from .validate import _cast, check_event, group_by_event, require_columns
 
 BASE_COLUMNS = ["event_id", "sub_detector_id", "sub_detector_type", "track_id", "track_type"]
 HIT_COLUMNS = ["hit_id", "hit_r", "hit_theta", "hit_z"]
@@ -63,13 +63,12 @@ class REDVIDSource:
                             f"{LINEAR_PARAMS} are all present; found {list(df.columns)}", file=self.path,
                             column=", ".join(c for c in HELICAL_PARAMS if c not in df.columns))
         require_columns(df, columns_for(self.params), file=self.path)
-        df["event_id"] = _cast(df["event_id"], np.dtype("int64"), file=self.path, event=None, column="event_id")
+        self._groups = group_by_event(df, file=self.path)
         self._df = df
-        self._groups = df.groupby("event_id", sort=True).indices
 
     @property
     def event_ids(self) -> list[int]:
-        return [int(e) for e in self._groups]
+        return list(self._groups)
 
     def read_event(self, event_id: int) -> Event:
         rows = self._df.iloc[self._groups[event_id]]

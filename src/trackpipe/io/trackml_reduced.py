@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .store import Event
-from .validate import _cast, check_event
+from .validate import _cast, check_event, group_by_event
 
 log = logging.getLogger(__name__)
 COLUMNS = ["x", "y", "z", "volume_id", "vx", "vy", "vz", "px", "py", "pz", "q", "particle_id", "weight", "event_id"]
@@ -111,13 +111,12 @@ class TrackMLReducedSource:
             raise DataError(f"{int(short.sum())} row(s) without an event_id, first on line {i + first_data_line} "
                             f"(a row with fewer than {len(COLUMNS)} fields, or an empty field)", file=self.path,
                             column="event_id")
-        df["event_id"] = _cast(df["event_id"], np.dtype("int64"), file=self.path, event=None, column="event_id")
+        self._groups = group_by_event(df, file=self.path)
         self._df = df
-        self._groups = df.groupby("event_id", sort=True).indices
 
     @property
     def event_ids(self) -> list[int]:
-        return [int(e) for e in self._groups]
+        return list(self._groups)
 
     def read_event(self, event_id: int) -> Event:
         if event_id not in self._groups:

@@ -143,3 +143,10 @@ def check_event(hits: pd.DataFrame, particles: pd.DataFrame | None, *, event, hi
         if orphan.any():
             raise DataError(f"{int(orphan.sum())} cell row(s) refer to hit ids not in hits (first: "
                             f"{int(cells.hit_id[orphan].iloc[0])})", file=cells_file, event=event, column="hit_id")
+
+
+def group_by_event(df: pd.DataFrame, *, file) -> dict[int, np.ndarray]:
+    """Rows of each event of a many-event CSV table: casts ``event_id`` to int64 in place (naming the
+    file and column on a bad value) and returns {event_id: row positions}, ids ascending."""
+    df["event_id"] = _cast(df["event_id"], np.dtype("int64"), file=file, event=None, column="event_id")
+    return {int(k): v for k, v in df.groupby("event_id", sort=True).indices.items()}
