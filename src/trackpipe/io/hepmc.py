@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..sim.generators import _beam_spots, _concat, in_acceptance, make_source
+from ..sim.generators import beam_spots, concat_particles, in_acceptance, make_source
 from ..sim.trackml_like import build_layers, resolve_config, simulate_event
 from .store import Event
 
@@ -214,14 +214,14 @@ class _FileCollision:
         self.hard, self.beam_spot, self.pileup = hard, beam_spot, pileup
 
     def event(self, rng: np.random.Generator) -> dict:
-        spot = _beam_spots(rng, 1, self.beam_spot)[0]
+        spot = beam_spots(rng, 1, self.beam_spot)[0]
         h = self.hard
         n = len(h["px"])
         parts = [dict(h, collision=np.zeros(n, np.int64), vx=h["vx"] + spot[0], vy=h["vy"] + spot[1],
                       vz=h["vz"] + spot[2])]
         if self.pileup is not None:
             parts.append(self.pileup.event(rng))
-        return _concat(parts)
+        return concat_particles(parts)
 
 
 def charged_final_state(ev, generator_cfg: dict, *, file, event) -> dict:

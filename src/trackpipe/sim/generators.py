@@ -70,11 +70,13 @@ def _kinematics(rng, n, eta_range, sample_pt, fractions):
                 pdg=_SPECIES[kind] * q, mass=_MASSES[kind])
 
 
-def _beam_spots(rng, n_coll, sigma):
+def beam_spots(rng, n_coll, sigma):
+    """One Gaussian collision position (x, y, z) per collision, widths `sigma` (mm)."""
     return rng.normal(0.0, 1.0, (n_coll, 3)) * np.asarray(sigma, float)
 
 
-def _concat(parts: list[dict]) -> dict:
+def concat_particles(parts: list[dict]) -> dict:
+    """The particle columns of several collisions as one table (the generators' output format)."""
     keys = ("collision", "vx", "vy", "vz", "px", "py", "pz", "q", "pdg", "mass")
     if not parts:
         return {k: np.zeros(0) for k in keys}
@@ -99,7 +101,7 @@ class ParametricSource:
         counts = rng.poisson(float(cfg["dnch_deta"]) * width, n_pu + int(hard))
         if hard:
             counts[0] = rng.poisson(float(cfg["hard_nch"]))
-        spots = _beam_spots(rng, len(counts), cfg["beam_spot"])
+        spots = beam_spots(rng, len(counts), cfg["beam_spot"])
         parts = []
         for c, n in enumerate(counts):
             sampler = self.hard if (hard and c == 0) else self.soft
@@ -107,7 +109,7 @@ class ParametricSource:
             coll = c if hard else c + 1
             parts.append(dict(k, collision=np.full(int(n), coll), vx=np.full(int(n), spots[c, 0]),
                               vy=np.full(int(n), spots[c, 1]), vz=np.full(int(n), spots[c, 2])))
-        return _concat(parts)
+        return concat_particles(parts)
 
 
 def in_acceptance(px, py, pz, cfg: dict) -> np.ndarray:
@@ -171,7 +173,7 @@ class PythiaSource:
     def event(self, rng: np.random.Generator) -> dict:
         # Re-seed both generators from the event's own stream: events do not depend on sharding.
         n_pu = rng.poisson(float(self.cfg["mu"])) if self.minbias is not None else 0
-        spots = _beam_spots(rng, n_pu + 1, self.cfg["beam_spot"])
+        spots = beam_spots(rng, n_pu + 1, self.cfg["beam_spot"])
         parts = []
         if self.hard is not None:
             self.hard.rndm.init(int(rng.integers(1, 900_000_000)))
@@ -184,7 +186,7 @@ class PythiaSource:
                 while not self.minbias.next():
                     pass
                 parts.append(self._charged(self.minbias, c, spots[c]))
-        return _concat(parts)
+        return concat_particles(parts)
 
 
 def pythia_available() -> bool:
