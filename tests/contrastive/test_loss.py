@@ -70,6 +70,16 @@ def test_gradient_is_finite_with_keyless_and_positive_free_rows():
     assert n > 0 and torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
 
 
+def test_chunk_without_anchors_gives_a_zero_loss_that_backward_accepts():
+    # A training chunk of only low-pT, noise or cut-off hits: the loop calls backward() on every batch.
+    emb, particle, _, mem = random_case(7, n=40)
+    blocks = build_blocks(*mem, 40, {"block_size": 8, "min_bucket": 2})
+    emb = emb.clone().requires_grad_(True)
+    loss, n = contrastive_loss(emb, torch.as_tensor(particle), torch.zeros(40, dtype=torch.bool), blocks, 0.1)
+    loss.backward()
+    assert n == 0 and float(loss) == 0.0 and torch.equal(emb.grad, torch.zeros_like(emb))
+
+
 def test_track_aligned_embeddings_have_lower_loss_and_only_anchors_count():
     rng = np.random.default_rng(0)
     particle = np.repeat(np.arange(1, 11), 5)

@@ -66,7 +66,9 @@ def contrastive_loss(embedding: torch.Tensor, particle: torch.Tensor, anchor: to
     """(mean loss over anchors, number of anchors) for L2-normalised embeddings (hits, dim) of the hit
     sequence the block tables index; particle (hits,) int (0 = noise, never a positive); anchor (hits,) bool."""
     emb = embedding.float()
-    total = emb.new_zeros(())
+    # Zero that stays on the graph: a chunk without anchors (e.g. only low-pT or cut-off hits) still gives
+    # a loss that backward() accepts, with zero gradients, instead of stopping the training loop.
+    total = emb.sum() * 0.0
     n_anchors = 0
     very_negative = -1e9  # finite: a row without keys must not produce NaN gradients through logsumexp
     for hit, valid in _bucket_indices(blocks, emb.device):
