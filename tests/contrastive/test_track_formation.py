@@ -88,3 +88,20 @@ def test_threshold_selection_prefers_the_separating_threshold():
 def test_bad_method_is_rejected():
     with pytest.raises(ConfigError):
         candidate_edges(torch.zeros(2, 2), build_blocks(np.arange(2), np.zeros(2, int), 2), method="hdbscan")
+
+
+@pytest.mark.parametrize("method", ["knn", "threshold"])
+def test_chunked_scoring_gives_the_same_edges(method, monkeypatch):
+    """A giant cluster is scored in chunks of query rows (bounded memory), with the same edges as one pass."""
+    import trackpipe.tracking.embedding as embedding
+
+    rng = np.random.default_rng(2)
+    n = 150
+    emb = F.normalize(torch.as_tensor(rng.normal(size=(n, 4)), dtype=torch.float32), dim=-1)
+    cluster = np.r_[np.zeros(100, int), rng.integers(1, 6, 50)]  # one big cluster and a few small ones
+    blocks = build_blocks(np.arange(n), cluster, n, {"min_bucket": 4})
+    whole = candidate_edges(emb, blocks, method=method, k=5)
+    monkeypatch.setattr(embedding, "MAX_SCORES", 700)  # forces row chunks of the big cluster, cluster groups
+    chunked = candidate_edges(emb, blocks, method=method, k=5)
+    key = lambda e: sorted(zip(e[0].tolist(), e[1].tolist(), np.round(e[2], 6).tolist()))  # noqa: E731
+    assert len(whole[0]) > 0 and key(chunked) == key(whole)

@@ -33,9 +33,15 @@ def _check(method: str, k: int) -> None:
         raise ConfigError(f"tracking.k must be >= 1, not {k}")
 
 
+#: Similarity entries held at once (128 MB of float32): clusters are scored in groups, and a cluster too
+#: big for one group (a clustering that made one giant cluster) in chunks of query rows.
+MAX_SCORES = 1 << 25
+
+
 def candidate_edges(embedding, blocks, *, method: str = "knn", k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Directed candidate edges (i, j, cosine) inside clusters: each hit's k best mates (knn) or all
-    cluster pairs (threshold). Thresholds are applied by the caller, so one set serves many thresholds."""
+    cluster pairs (threshold). Thresholds are applied by the caller, so one set serves many thresholds.
+    Memory stays below `MAX_SCORES` similarities whatever the cluster sizes."""
     _check(method, k)
     emb = torch.as_tensor(embedding).float()
     token_hit = torch.as_tensor(blocks.token_hit, device=emb.device)
@@ -48,18 +54,27 @@ def candidate_edges(embedding, blocks, *, method: str = "knn", k: int = 10) -> t
             valid = t >= 0
             hit = torch.where(valid, token_hit[t.clamp(min=0)], 0)
             e = emb[hit]
-            s = torch.bmm(e, e.transpose(1, 2))
-            # real query and key slots, no self pairs (padding slots point at hit 0 and must not link it)
-            keys = valid[:, :, None] & valid[:, None, :] & ~torch.eye(L, dtype=torch.bool, device=emb.device)
-            s = s.masked_fill(~keys, -2.0)  # below any cosine: never chosen, never above a threshold
-            if method == "knn":
-                vals, idx = s.topk(min(int(k), L - 1), dim=-1)
-                q = hit[:, :, None].expand_as(idx)
-                m = vals > -2.0
-                src.append(q[m]), dst.append(torch.gather(hit, 1, idx.flatten(1)).view_as(idx)[m]), sim.append(vals[m])
-            else:
-                c, a, b = torch.nonzero(s > -2.0, as_tuple=True)
-                src.append(hit[c, a]), dst.append(hit[c, b]), sim.append(s[c, a, b])
+            n_clusters = max(1, MAX_SCORES // (L * L))
+            n_rows = L if n_clusters > 1 else max(1, MAX_SCORES // L)
+            columns = torch.arange(L, device=emb.device)
+            for c0 in range(0, e.shape[0], n_clusters):
+                for r0 in range(0, L, n_rows):
+                    cs, rs = slice(c0, c0 + n_clusters), slice(r0, min(r0 + n_rows, L))
+                    s = torch.bmm(e[cs, rs], e[cs].transpose(1, 2))                      # (clusters, rows, L)
+                    # real query and key slots, no self pairs (padding slots point at hit 0 and must not link it)
+                    not_self = columns[rs, None] != columns[None, :]
+                    keys = valid[cs, rs, None] & valid[cs, None, :] & not_self
+                    s = s.masked_fill(~keys, -2.0)  # below any cosine: never chosen, never above a threshold
+                    h = hit[cs]
+                    if method == "knn":
+                        vals, idx = s.topk(min(int(k), L - 1), dim=-1)
+                        q = h[:, rs, None].expand_as(idx)
+                        m = vals > -2.0
+                        src.append(q[m]), sim.append(vals[m])
+                        dst.append(torch.gather(h, 1, idx.flatten(1)).view_as(idx)[m])
+                    else:
+                        c, a, b = torch.nonzero(s > -2.0, as_tuple=True)
+                        src.append(h[c, a + r0]), dst.append(h[c, b]), sim.append(s[c, a, b])
     if not src:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return (torch.cat(src).cpu().numpy().astype(np.int64), torch.cat(dst).cpu().numpy().astype(np.int64),
