@@ -11,6 +11,8 @@ says what was selected and over how many events the bands were bootstrapped.
 
 from __future__ import annotations
 
+import textwrap
+
 from collections.abc import Mapping
 
 import numpy as np
@@ -29,10 +31,10 @@ VARIABLE_LABELS = {
 METRIC_LABELS = {
     "fit_accuracy": "FitAccuracy",
     "track_fake_rate": "fake rate (all tracks)",
-    "dm_efficiency": "DM efficiency (gnn_tracking)",
+    "dm_efficiency": "DM efficiency\n(gnn_tracking)",  # two lines: a one-row figure's panels are short
     "perfect_efficiency": "perfect-match efficiency",
     "lhc_efficiency": "LHC efficiency",
-    "fake_rate": "fake rate (gnn_tracking)",
+    "fake_rate": "fake rate\n(gnn_tracking)",
     "duplicate_rate": "duplicate rate",
     "trackml_score": "TrackML score",
 }
@@ -119,7 +121,10 @@ def plot_binned(binned: Mapping[str, pd.DataFrame], out, *, metrics=("fit_accura
                 else:
                     ax.set_ylim(0, max(0.05, min(1.05, _top(binned, metric) * 1.15)))
         figure_legend(fig, axes, ncol=5, title="bands: 68 % bootstrap interval over events")
-        heading = "\n".join(t for t in (title, caption) if t)
+        # A long selection caption is wrapped to the figure's width (~14 characters per inch at 8 pt), or
+        # constrained layout squeezes the panels to fit one long line.
+        wrapped = textwrap.fill(caption, width=max(40, int(14 * fig.get_figwidth()))) if caption else caption
+        heading = "\n".join(t for t in (title, wrapped) if t)
         if heading:
             fig.suptitle(heading, fontsize=8)
         save_figure(fig, out)
