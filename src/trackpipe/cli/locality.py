@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..errors import ConfigError
+from .options import json_object
 
 
 
@@ -22,14 +22,8 @@ def add_arguments(p) -> None:
 
 
 def _load_params(text):
-    if not text:
-        return {}
-    path = Path(text)
-    try:
-        params = json.loads(path.read_text() if path.exists() else text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--params is not valid JSON: {e}") from None
-    if not isinstance(params, dict) or set(params) - {"projection", "clustering", "blocks", "metrics"}:
+    params = json_object(text, "--params")
+    if set(params) - {"projection", "clustering", "blocks", "metrics"}:
         raise ConfigError("--params takes an object with keys projection, clustering, blocks, metrics")
     return params
 

@@ -4,11 +4,11 @@ call as the workflow's predict step. Stores without truth are predicted like any
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
+from .options import json_object
 
 
 def add_arguments(p):
@@ -29,15 +29,7 @@ def classical_params(family: str, text: str | None) -> dict:
     """--params of a classical tracker: a JSON object (inline or a file) with known keys only."""
     from ..tracking.helix_dbscan import DEFAULTS
 
-    if not text:
-        return {}
-    path = Path(text)
-    try:
-        params = json.loads(path.read_text() if path.is_file() else text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--params is neither a JSON file nor valid JSON: {e}") from None
-    if not isinstance(params, dict):
-        raise ConfigError(f"--params takes a JSON object of {family} parameters")
+    params = json_object(text, "--params")
     known = {"helix-dbscan": DEFAULTS}[family]
     unknown = sorted(set(params) - set(known))
     if unknown:
