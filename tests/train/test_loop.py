@@ -82,13 +82,16 @@ def test_model_directory_contract(store, tmp_path):
         train("encreg", store, out, config=TINY, epochs=3, seed=0)
 
 
+STOP_BUDGET = {**TINY, "training": {**TINY["training"], "budget": "stop"}}
+
+
 def test_time_budget_leaves_a_resumable_usable_model(store, tmp_path):
     out = tmp_path / "budget"
-    res = train("enccla", store, out, config=TINY, epochs=3, max_minutes=0.0, seed=0)
+    res = train("enccla", store, out, config=STOP_BUDGET, epochs=3, max_minutes=0.0, seed=0)
     assert res.status == "time_budget" and res.epochs_done == 0
     ckpt = torch.load(out / CHECKPOINT, weights_only=False)
     assert ckpt["step"] == 1 and ckpt["best_model"] is not None
-    done = train("enccla", store, out, config=TINY, epochs=3, seed=0)
+    done = train("enccla", store, out, config=STOP_BUDGET, epochs=3, seed=0)
     assert done.status == "completed" and done.epochs_done == 3
 
 

@@ -17,7 +17,7 @@ CONFIG = {
                          "redvid": {"track_types": ["linear"], "n_tracks": [5, 10]}}},
     "models": {"cla": {"family": "enccla", "datasets": ["lin"], "gpu": False, "epochs": 60, "max_minutes": 0.05,
                        "architecture": {"d_model": 16, "n_heads": 2, "d_ff": 32, "n_layers": 1, "dropout": 0.0},
-                       "training": {"batch_size": 4, "early_stopping": 0}}},
+                       "training": {"batch_size": 4, "early_stopping": 0, "budget": "stop"}}},
     "evaluate": {"bootstrap": 5},
 }
 MODEL = "results/models/lin/cla"

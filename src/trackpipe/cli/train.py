@@ -17,7 +17,9 @@ def add_arguments(p):
     p.add_argument("--val", help="validation event store (default: hold out training.val_fraction of --data)")
     p.add_argument("--config", help="YAML/JSON file with the model's config section (see models.registry)")
     p.add_argument("--epochs", type=int, help="override training.epochs")
-    p.add_argument("--max-minutes", type=float, help="wall-clock budget; checkpoint and stop when it runs out")
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget in minutes: the run's length, the learning-rate "
+                   "schedule spanning it (training.budget: schedule, the default), or a limit that "
+                   "checkpoints an epoch-based run (training.budget: stop)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS)")
     p.add_argument("--out", required=True, help="model directory (resumed if it holds a checkpoint)")

@@ -58,6 +58,8 @@ TRAINING = {
     "grad_clip": 1.0,           # max gradient norm; 0 disables clipping
     "amp": "auto",              # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 (CUDA) | off
     "early_stopping": 10,       # epochs without validation-loss improvement; 0 disables
+    "budget": "schedule",       # with max_minutes: schedule (the budget is the run's length, the LR schedule
+                                # spans it) | stop (the budget interrupts an epoch-based run, resumably)
     "val_fraction": 0.1,        # held out of --data when no --val store is given
     "device": "auto",           # auto | cpu | cuda
 }

@@ -229,8 +229,12 @@ def train(model_name: str, data, out_dir, *, val=None, config: dict | None = Non
 
     val: a separate validation store; without it `training.val_fraction` of `data` is held out.
     config: the model's config section (see models.registry); epochs overrides training.epochs.
-    max_minutes: wall-clock budget of this call; when it runs out a resumable checkpoint is written
-        and the model directory is finalised with the best weights so far (status `time_budget`).
+    max_minutes: wall-clock budget. With `training.budget: schedule` (the default) it is the length of the
+        run, summed over resumed calls: the learning-rate schedule spans it instead of `training.epochs`,
+        the epoch it ends in is validated as a (partial) last epoch, and the run ends `completed`. With
+        `training.budget: stop` it is this call's limit on an epoch-based run: when it runs out a resumable
+        checkpoint is written and the model directory is finalised with the best weights so far (status
+        `time_budget`).
         SIGTERM / SIGUSR1 during the call write a checkpoint and return status `signal` (no finalising:
         a scheduler is about to kill the process).
     stop(epoch, next_step): optional hook that halts like a kill right after a checkpoint (tests).
@@ -275,9 +279,16 @@ def read_status(out_dir) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"status": "missing"}
 
 
+BUDGET_MODES = ("schedule", "stop")
+
+
 def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, max_minutes, stop, t_start,
            signals: StopSignals):
     tr, seed = cfg["training"], cfg["seed"]
+    if tr["budget"] not in BUDGET_MODES:
+        raise ConfigError(f"training.budget must be one of {list(BUDGET_MODES)}, not {tr['budget']!r}")
+    budget_s = None if max_minutes is None else 60.0 * float(max_minutes)
+    budget_run = budget_s is not None and tr["budget"] == "schedule"  # the budget is the run's length
     seed_everything(seed)
     store = EventStore(data)
     if val is None:
@@ -318,14 +329,21 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
     optimizer = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"],
                                   betas=tuple(tr["betas"]))
     steps_per_epoch = len(shard(batch_plan(train_data.lengths, tr["batch_size"], seed=seed, epoch=0), info))
+    clock = {"before": 0.0}  # wall seconds of earlier calls on this run (from the checkpoint)
+
+    def seconds_used() -> float:
+        return clock["before"] + time.monotonic() - t_start
+
     schedule = LRSchedule(optimizer, lr=tr["lr"], schedule=tr["schedule"],
                           warmup_steps=int(round(tr["warmup_epochs"] * steps_per_epoch)),
                           total_steps=tr["epochs"] * steps_per_epoch, warmup_start_factor=tr["warmup_start_factor"],
                           min_lr=tr["min_lr"], plateau_factor=tr["plateau_factor"],
-                          plateau_patience=tr["plateau_patience"])
+                          plateau_patience=tr["plateau_patience"],
+                          progress=(lambda: seconds_used() / max(budget_s, 1e-9)) if budget_run else None)
 
     state = {"epoch": 0, "step": 0, "epoch_stats": {}, "epoch_seconds": 0.0, "best_val_loss": math.inf,
-             "best_epoch": -1, "bad_epochs": 0, "history": [], "status": "running", "best_model": None}
+             "best_epoch": -1, "bad_epochs": 0, "history": [], "status": "running", "best_model": None,
+             "seconds_used": 0.0}
     if resume:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
@@ -334,7 +352,8 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
-        state.update({k: ckpt[k] for k in state})
+        state.update({k: ckpt.get(k, state[k]) for k in state})
+        clock["before"] = float(state["seconds_used"])
         log.info("resumed from %s at epoch %d, batch %d (status %s)", ckpt_path, state["epoch"], state["step"],
                  state["status"])
         if state["status"] in ("completed", "early_stopping"):
@@ -342,6 +361,7 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         state["status"] = "running"
 
     def checkpoint():
+        state["seconds_used"] = seconds_used()
         if info.is_main:
             _save_checkpoint(ckpt_path, {
                 **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -350,7 +370,10 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         barrier(info)
 
     board = _tensorboard(out_dir, info.is_main)
-    deadline = None if max_minutes is None else t_start + 60.0 * float(max_minutes)
+    deadline = None if budget_s is None else t_start + budget_s - (clock["before"] if budget_run else 0.0)
+    if budget_run:
+        log.info("time budget %.1f min (%.1f used): the learning-rate schedule spans it; training.epochs is not used",
+                 budget_s / 60, clock["before"] / 60)
 
     def halt_reason() -> str | None:
         """`signal` or `time_budget` when this call must stop now (agreed across ranks), else None."""
@@ -360,8 +383,9 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
             return "time_budget"
         return None
 
-    while state["epoch"] < tr["epochs"]:
+    while budget_run or state["epoch"] < tr["epochs"]:
         epoch = state["epoch"]
+        budget_spent = False
         batches = shard(batch_plan(train_data.lengths, tr["batch_size"], seed=seed, epoch=epoch,
                                    bucket=tr["bucket"]), info)
         net.train()
@@ -369,11 +393,15 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         train_stats, next_step = run_batches(
             net, loss_fn, train_data, batches, device=device, amp=amp, train=True, optimizer=optimizer,
             schedule=schedule, scaler=scaler, grad_clip=tr["grad_clip"], stats=state["epoch_stats"],
-            start=state["step"], desc=f"epoch {epoch + 1}/{tr['epochs']}",
+            start=state["step"],
+            desc=f"epoch {epoch + 1}" + (f" ({budget_s / 60:g} min budget)" if budget_run else f"/{tr['epochs']}"),
             should_stop=lambda s: halt_reason() is not None or (stop is not None and stop(epoch, s)),
             collate_fn=collate_fn)
         state["epoch_seconds"] += time.monotonic() - t0
         if next_step < len(batches):  # interrupted inside the epoch
+            reason = halt_reason() or "stopped"
+            budget_spent = budget_run and reason == "time_budget"
+        if next_step < len(batches) and not budget_spent:
             state.update(step=next_step, epoch_stats=train_stats)
             return _interrupt(state, checkpoint, halt_reason() or "stopped", cfg, model, prep, val_data, device,
                               amp, out_dir, info)
@@ -384,6 +412,7 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
                                    device=device, amp=amp, train=False, desc="validation", collate_fn=collate_fn)
         val_stats = sum_stats(val_stats, info, device)
         row = _row(epoch + 1, train_stats, val_stats, schedule.lr(), state["epoch_seconds"], peak_memory_mb(device))
+        row["wall_minutes"] = seconds_used() / 60
         schedule.step_epoch(row["val_loss"])
         state["history"].append(row)
         log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
@@ -399,6 +428,9 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
             for key, value in row.items():
                 board.add_scalar(key, value, epoch + 1)
             board.flush()
+        if budget_spent:
+            log.info("time budget used after %d epochs (the last one partial): training complete", epoch + 1)
+            break
         if tr["early_stopping"] and state["bad_epochs"] >= tr["early_stopping"]:
             log.info("early stopping: no validation improvement for %d epochs", state["bad_epochs"])
             state["status"] = "early_stopping"
@@ -406,7 +438,10 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         if stop is not None and stop(epoch, len(batches)) and state["epoch"] < tr["epochs"]:
             return _interrupt(state, checkpoint, "stopped", cfg, model, prep, val_data, device, amp, out_dir, info)
         reason = halt_reason()
-        if reason is not None and state["epoch"] < tr["epochs"]:
+        if budget_run and reason == "time_budget":
+            log.info("time budget used after %d epochs: training complete", epoch + 1)
+            break
+        if reason is not None and (budget_run or state["epoch"] < tr["epochs"]):
             return _interrupt(state, checkpoint, reason, cfg, model, prep, val_data, device, amp, out_dir, info)
         checkpoint()
     if state["status"] == "running":
