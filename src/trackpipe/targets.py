@@ -1,6 +1,7 @@
 """Per-hit inputs and targets for the encoder models, with statistics fitted on the training split only.
 
-* Inputs: hit coordinates (Cartesian by default, or cylindrical r, phi, z) standardised with the training split's mean and standard deviation.
+* Inputs: hit coordinates (Cartesian by default; the derived r, phi, theta, eta on request) standardised
+  with the training split's mean and standard deviation.
 * Classes (EncCla, JM): the Cartesian product of per-parameter bins of the hit's track parameters,
   plus one extra class (the last) for noise. Bin edges are quantiles of the training hits' parameters
   (so every class sees about the same number of hits); a parameter with no more distinct training
@@ -42,9 +43,15 @@ DEFAULT_BINS = {
 INPUT_FEATURES = ("x", "y", "z")
 # Per-hit input features a model may use: the store's Cartesian coordinates, or derived cylindrical ones
 # (REDVID's native frame: r, the azimuth phi in (-pi, pi], z).
+# theta and eta are the polar angle and pseudorapidity of the hit seen from the origin: for a track from
+# near the origin they approximate the track's own theta, one of the class parameters.
 DERIVED_FEATURES = {
     "r": lambda h: np.hypot(h.x.to_numpy(np.float64), h.y.to_numpy(np.float64)),
     "phi": lambda h: np.arctan2(h.y.to_numpy(np.float64), h.x.to_numpy(np.float64)),
+    "theta": lambda h: np.arctan2(np.hypot(h.x.to_numpy(np.float64), h.y.to_numpy(np.float64)),
+                                  h.z.to_numpy(np.float64)),
+    "eta": lambda h: np.arcsinh(h.z.to_numpy(np.float64)
+                                / np.maximum(np.hypot(h.x.to_numpy(np.float64), h.y.to_numpy(np.float64)), 1e-9)),
 }
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from ..config import merge_section
 from ..errors import ConfigError
 from ..targets import Preprocessing
+from ..train.augment import AUGMENT_DEFAULTS
 from .backbone import Encoder
 from .heads import ClassificationHead, EncoderModel, JointModel, RegressionHead
 
@@ -40,7 +41,7 @@ ARCHITECTURE = {
 TARGETS = {
     "kind": "auto",             # auto | trackml | redvid-linear | redvid-helical
     "bins": None,               # {parameter: bins}; None = targets.DEFAULT_BINS[kind]
-    "inputs": ["x", "y", "z"],  # per-hit input features: x, y, z and/or the derived r, phi
+    "inputs": ["x", "y", "z"],  # per-hit input features: x, y, z and/or the derived r, phi, theta, eta
 }
 TRAINING = {
     "epochs": 50,
@@ -58,6 +59,7 @@ TRAINING = {
     "grad_clip": 1.0,           # max gradient norm; 0 disables clipping
     "amp": "auto",              # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 (CUDA) | off
     "early_stopping": 10,       # epochs without validation-loss improvement; 0 disables
+    "augment": AUGMENT_DEFAULTS, # exact detector symmetries applied to training events (train.augment)
     "budget": "schedule",       # with max_minutes: schedule (the budget is the run's length, the LR schedule
                                 # spans it) | stop (the budget interrupts an epoch-based run, resumably)
     "val_fraction": 0.1,        # held out of --data when no --val store is given

@@ -8,6 +8,7 @@ a batch then costs only slicing and padding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -38,15 +39,21 @@ class EventArrays:
 
     blocks: per-event locality block tables (`train.locality.attach_locality`) for cluster-restricted
     attention and the contrastive loss; None for models without locality clusters.
+    augment: the training split's `train.augment.Augmentation` (applied by `collate` when given a
+    generator); it needs the raw fields (``from_tables(..., raw=True)``).
     """
 
     event_ids: np.ndarray
     offsets: np.ndarray
     fields: dict[str, np.ndarray]
     blocks: list | None = field(default=None)
+    augment: Callable | None = field(default=None)
 
     @classmethod
-    def from_tables(cls, hits: pd.DataFrame, particles: pd.DataFrame | None, prep: Preprocessing) -> "EventArrays":
+    def from_tables(cls, hits: pd.DataFrame, particles: pd.DataFrame | None, prep: Preprocessing, *,
+                    raw: bool = False) -> "EventArrays":
+        """raw: also keep the hits' coordinates and their particles' parameters (fields ``raw_xyz``,
+        ``raw_params``), which augmentation transforms and re-encodes."""
         eid = hits.event_id.to_numpy(np.int64)
         if len(eid) == 0:
             raise DataError("no hits to train or predict on", column="event_id")
@@ -57,6 +64,13 @@ class EventArrays:
         fields["hit_id"] = hits.hit_id.to_numpy(np.int64)
         fields["particle_id"] = hits.particle_id.to_numpy(np.int64)
         fields["weight"] = hits.weight.to_numpy(np.float32)
+        if raw and particles is not None:
+            from ..targets import hit_parameters
+            from .augment import RAW_PARAMS, RAW_XYZ, parameter_columns
+
+            fields[RAW_XYZ] = hits[["x", "y", "z"]].to_numpy(np.float64)
+            fields[RAW_PARAMS] = hit_parameters(hits, particles, prep.kind)[parameter_columns(prep.kind)].to_numpy(
+                np.float64)
         return cls(eid[starts], np.r_[starts, len(eid)], fields)
 
     @classmethod
@@ -96,14 +110,21 @@ def batch_plan(lengths: np.ndarray, batch_size: int, *, seed: int, epoch: int, s
     return batches
 
 
-def collate(data: EventArrays, indices, device=None) -> dict:
-    """Pad the chosen events to the largest one (padding at the end) into one batch dict of tensors."""
+def collate(data: EventArrays, indices, device=None, rng: np.random.Generator | None = None) -> dict:
+    """Pad the chosen events to the largest one (padding at the end) into one batch dict of tensors.
+
+    rng: draw each event's augmentation from it (training batches of data that has ``augment``).
+    """
     events = [data.event(int(i)) for i in indices]
+    if rng is not None and data.augment is not None:
+        events = [data.augment(e, rng) for e in events]
     n_max = max(len(e["x"]) for e in events)
     B = len(events)
     valid = np.zeros((B, n_max), bool)
     out = {}
     for key in events[0]:
+        if key.startswith("raw_"):  # augmentation's inputs, not the model's
+            continue
         first = events[0][key]
         arr = np.zeros((B, n_max) + first.shape[1:], first.dtype)
         for b, e in enumerate(events):

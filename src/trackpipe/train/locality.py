@@ -78,13 +78,14 @@ def attach_locality(data, hits: pd.DataFrame, particles: pd.DataFrame | None, se
         data.fields["pt"] = hit_pt(hits, particles)
 
 
-def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False):
+def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False,
+                raw: bool = False):
     """EventArrays of the chosen events of `store`, with locality tables and pT when `settings` is given;
-    ``chunk=True`` (training split) applies ``train_chunk_hits``."""
+    ``chunk=True`` (training split) applies ``train_chunk_hits``; ``raw`` keeps augmentation's fields."""
     from .data import EventArrays, load_tables
 
     hits, particles = load_tables(store, event_ids)
-    data = EventArrays.from_tables(hits, particles, prep)
+    data = EventArrays.from_tables(hits, particles, prep, raw=raw)
     if settings is not None:
         attach_locality(data, hits, particles, settings, cache_dir)
         if chunk and int(settings["train_chunk_hits"]) > 0:

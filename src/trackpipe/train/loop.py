@@ -43,6 +43,7 @@ from ..models.registry import build_model, resolve_config
 from ..progress import progress
 from ..targets import Preprocessing, fit_preprocessing
 from .data import batch_plan, collate, load_tables
+from .augment import RAW_PARAMS, Augmentation, augment_settings
 from .locality import load_arrays, locality_settings
 from .distributed import DistInfo, any_rank, barrier, init_distributed, shard, sum_stats
 from .schedule import LRSchedule
@@ -171,11 +172,14 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 def run_batches(model, loss_fn, data, batches, *, device, amp: tuple[bool, torch.dtype], train: bool,
                 optimizer=None, schedule=None, scaler=None, grad_clip: float = 0.0, stats: dict | None = None,
                 start: int = 0, should_stop: Callable[[int], bool] | None = None, desc: str = "",
-                collate_fn: Callable | None = None):
+                collate_fn: Callable | None = None, augment_key: tuple | None = None):
     """Run batches[start:], training or evaluating; returns (summed statistics, index of the next batch).
 
     collate_fn(data, indices, device, train=...): the model's own batch layout (data mode), e.g. the
     U-Net's voxels (training-only interpolated points); default: padded hits (`data.collate`).
+
+    augment_key: training batches of augmented data draw their transformations from a generator seeded
+    by (*augment_key, batch index), so a resumed epoch repeats them exactly.
 
     Statistics: `loss_sum` (loss x valid hits), `hits`, plus whatever the model's loss reports.
     """
@@ -183,8 +187,13 @@ def run_batches(model, loss_fn, data, batches, *, device, amp: tuple[bool, torch
     enabled, dtype = amp
     step = start
     for step in progress(range(start, len(batches)), desc=desc, unit="batch"):
-        batch = (collate(data, batches[step], device) if collate_fn is None
-                 else collate_fn(data, batches[step], device, train=train))
+        if collate_fn is not None:
+            if data.augment is not None:
+                raise ConfigError("training.augment needs the standard padded batches; this model builds its own")
+            batch = collate_fn(data, batches[step], device, train=train)
+        else:
+            rng = np.random.default_rng([*augment_key, step]) if train and augment_key is not None else None
+            batch = collate(data, batches[step], device, rng=rng)
         with torch.autocast(device.type, dtype=dtype, enabled=enabled), torch.set_grad_enabled(train):
             out = model(batch)
             loss, s = loss_fn(out, batch)
@@ -310,7 +319,14 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
             write_json(out_dir / "preprocessing.json", prep.to_json())
     locality = locality_settings(cfg)
     cache = out_dir / "locality-cache" if locality is not None else None  # tables reused across epochs / resumes
-    train_data = load_arrays(store, prep, train_ids, locality, cache, chunk=True)
+    augment = augment_settings(tr)
+    if augment is not None and locality is not None:
+        raise ConfigError(f"{cfg['model']}: training.augment moves hits, which would invalidate the locality "
+                          "clusters computed once per event; switch it off for cluster-restricted models")
+    train_data = load_arrays(store, prep, train_ids, locality, cache, chunk=True, raw=augment is not None)
+    if augment is not None:
+        train_data.augment = Augmentation(prep, augment, train_data.fields[RAW_PARAMS])
+        log.info("augmentation: %s", ", ".join(k for k, v in augment.items() if v))
     val_data = load_arrays(val_store, prep, val_ids, locality, cache)
     log.info("model %s: %d training events (%d hits), %d validation events, device %s, %d rank(s)",
              cfg["model"], len(train_data), int(train_data.lengths.sum()), len(val_data), device, info.world_size)
@@ -396,7 +412,7 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
             start=state["step"],
             desc=f"epoch {epoch + 1}" + (f" ({budget_s / 60:g} min budget)" if budget_run else f"/{tr['epochs']}"),
             should_stop=lambda s: halt_reason() is not None or (stop is not None and stop(epoch, s)),
-            collate_fn=collate_fn)
+            collate_fn=collate_fn, augment_key=(seed, epoch, 104_729))
         state["epoch_seconds"] += time.monotonic() - t0
         if next_step < len(batches):  # interrupted inside the epoch
             reason = halt_reason() or "stopped"

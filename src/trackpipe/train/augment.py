@@ -1,0 +1,121 @@
+"""Training-time augmentation by exact symmetries of the detectors: rotation about the beam axis and
+reflection z -> -z.
+
+Both simulated detectors (the TrackML-like one with its idealised segmentation, and REDVID's) are
+invariant under any rotation about z and under z -> -z, and so are their track distributions (the
+azimuth is uniform, the pseudorapidity range symmetric, the vertex spread the same in x and y). An
+event rotated by a random angle, and mirrored with probability 1/2, is therefore another event of the
+same dataset: the hits move, and the labels are recomputed from the transformed track parameters with
+the bin edges and normalisation fitted on the unaugmented training split (a rotated track's azimuth
+falls in another phi bin, so its class changes). Settings (``training.augment``)::
+
+    augment: {phi_rotation: true, z_reflection: true}
+
+How each parameter set's parameters transform (``PARAMETER_TRANSFORMS``); a parameter not listed is
+invariant:
+
+=================  ==========================================  ===============================
+parameter set      rotation by alpha about z                  z -> -z
+=================  ==========================================  ===============================
+trackml            phi += alpha; sin_phi, cos_phi follow       theta -> pi - theta
+redvid-linear      theta_d += alpha; sin/cos theta_d follow    polar -> pi - polar
+redvid-helical     (all invariant: no azimuth among them)      pitch_coeff -> -pitch_coeff
+=================  ==========================================  ===============================
+
+Angles are wrapped back into the range the training values occupy ((-pi, pi] for TrackML's phi from
+atan2; REDVID's azimuth theta_d is drawn in [0, 2 pi)), so the quantile bin edges still cover them.
+The random angle and mirror of each event come from the batch's generator, seeded by (seed, epoch,
+batch), so a resumed run draws the same augmentations as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from ..targets import PARAMETER_SETS, Preprocessing
+
+AUGMENT_DEFAULTS = {"phi_rotation": False, "z_reflection": False}
+
+# parameter set -> (azimuth parameter rotated by alpha, its (sin, cos) companions, parameters mirrored
+# as x -> pi - x under z -> -z, parameters negated under z -> -z)
+PARAMETER_TRANSFORMS = {
+    "trackml": {"azimuth": "phi", "trig": ("sin_phi", "cos_phi"), "pi_minus": ("theta",), "negate": ()},
+    "redvid-linear": {"azimuth": "theta_d", "trig": ("sin_theta_d", "cos_theta_d"), "pi_minus": ("polar",),
+                      "negate": ()},
+    "redvid-helical": {"azimuth": None, "trig": (), "pi_minus": (), "negate": ("pitch_coeff",)},
+}
+RAW_XYZ, RAW_PARAMS = "raw_xyz", "raw_params"  # EventArrays fields kept for augmentation, never batched
+
+
+def augment_settings(training: dict) -> dict | None:
+    """The resolved ``training.augment`` section, or None when nothing is switched on."""
+    section = dict(training.get("augment") or {})
+    unknown = set(section) - set(AUGMENT_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown training.augment keys {sorted(unknown)}; allowed: {sorted(AUGMENT_DEFAULTS)}")
+    section = {**AUGMENT_DEFAULTS, **section}
+    return section if any(section.values()) else None
+
+
+def parameter_columns(kind: str) -> list[str]:
+    """Every parameter of the set, classes and regression targets, in a fixed order."""
+    sets = PARAMETER_SETS[kind]
+    return list(dict.fromkeys(sets["classes"] + sets["regression"]))
+
+
+def _wrap(angle: np.ndarray, low: float) -> np.ndarray:
+    return low + np.mod(angle - low, 2 * np.pi)
+
+
+class Augmentation:
+    """Transforms one event's raw fields and re-encodes its inputs and targets (see the module doc)."""
+
+    def __init__(self, prep: Preprocessing, settings: dict, raw_params: np.ndarray):
+        if prep.kind not in PARAMETER_TRANSFORMS:
+            raise ConfigError(f"no augmentation is defined for parameter set {prep.kind!r}")
+        self.prep, self.settings = prep, settings
+        self.columns = parameter_columns(prep.kind)
+        self.rule = PARAMETER_TRANSFORMS[prep.kind]
+        azimuth = self.rule["azimuth"]
+        if azimuth is not None:
+            values = raw_params[:, self.columns.index(azimuth)]
+            # the training values' own range: atan2's (-pi, pi] or a [0, 2 pi) azimuth
+            self.wrap_low = -np.pi if np.nanmin(values, initial=0.0) < 0 else 0.0
+
+    def transform(self, xyz: np.ndarray, params: np.ndarray, alpha: float, flip: bool):
+        """(xyz, params) of the event rotated by alpha about z, then mirrored in z when flip."""
+        xyz, params = xyz.astype(np.float64, copy=True), params.astype(np.float64, copy=True)
+        col = {c: i for i, c in enumerate(self.columns)}
+        if alpha:
+            c, s = np.cos(alpha), np.sin(alpha)
+            xyz[:, 0], xyz[:, 1] = c * xyz[:, 0] - s * xyz[:, 1], s * xyz[:, 0] + c * xyz[:, 1]
+            if self.rule["azimuth"] is not None:
+                a = col[self.rule["azimuth"]]
+                params[:, a] = _wrap(params[:, a] + alpha, self.wrap_low)
+        if flip:
+            xyz[:, 2] = -xyz[:, 2]
+            for name in self.rule["pi_minus"]:
+                params[:, col[name]] = np.pi - params[:, col[name]]
+            for name in self.rule["negate"]:
+                params[:, col[name]] = -params[:, col[name]]
+        if self.rule["trig"]:
+            a = params[:, col[self.rule["azimuth"]]]
+            sin_name, cos_name = self.rule["trig"]
+            params[:, col[sin_name]], params[:, col[cos_name]] = np.sin(a), np.cos(a)
+        return xyz, params
+
+    def __call__(self, event: dict, rng: np.random.Generator) -> dict:
+        alpha = float(rng.uniform(0.0, 2 * np.pi)) if self.settings["phi_rotation"] else 0.0
+        flip = bool(rng.random() < 0.5) if self.settings["z_reflection"] else False
+        xyz, params = self.transform(event[RAW_XYZ], event[RAW_PARAMS], alpha, flip)
+        hits = pd.DataFrame(xyz, columns=["x", "y", "z"])
+        frame = pd.DataFrame(params, columns=self.columns)
+        out = dict(event)
+        out["x"] = self.prep.inputs(hits)
+        if "cls" in event:
+            out["cls"] = self.prep.classes(frame)
+        if "reg" in event:
+            out["reg"], out["reg_valid"] = self.prep.regression_targets(frame)
+        return out

@@ -1,0 +1,135 @@
+"""Augmentation by the detectors' symmetries: hits and labels move together, the identity is the identity,
+and an augmented run still resumes exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from train_helpers import TINY, assert_same_weights, weights
+
+from trackpipe.errors import ConfigError
+from trackpipe.io.store import write_store
+from trackpipe.sim.redvid import simulate_redvid
+from trackpipe.sim.trackml_like import simulate_trackml
+from trackpipe.targets import fit_preprocessing, hit_parameters
+from trackpipe.train.augment import RAW_PARAMS, RAW_XYZ, Augmentation, augment_settings, parameter_columns
+from trackpipe.train.data import EventArrays, collate
+from trackpipe.train.loop import train
+
+BOTH = {"phi_rotation": True, "z_reflection": True}
+
+
+def _arrays(events):
+    hits = pd.concat([e.hits for e in events], ignore_index=True)
+    particles = pd.concat([e.particles for e in events], ignore_index=True)
+    prep = fit_preprocessing(hits, particles, inputs=["x", "y", "z", "r", "phi", "eta"])
+    data = EventArrays.from_tables(hits, particles, prep, raw=True)
+    return data, prep, Augmentation(prep, BOTH, data.fields[RAW_PARAMS])
+
+
+def _wrap(a):
+    return np.angle(np.exp(1j * a))
+
+
+@pytest.fixture(scope="module")
+def trackml_event():
+    return next(simulate_trackml({"volumes": [7, 8, 9], "generator": {"mu": 5}}, [0], 11))
+
+
+def test_trackml_labels_follow_the_rotated_and_mirrored_momenta(trackml_event):
+    """The transformed parameters equal those computed from the rotated / mirrored particle momenta."""
+    data, prep, aug = _arrays([trackml_event])
+    ev = data.event(0)
+    alpha = 2.3
+    for flip in (False, True):
+        xyz, params = aug.transform(ev[RAW_XYZ], ev[RAW_PARAMS], alpha, flip)
+        p = trackml_event.particles.copy()
+        c, s = np.cos(alpha), np.sin(alpha)
+        p["px"], p["py"] = c * p.px - s * p.py, s * p.px + c * p.py
+        if flip:
+            p["pz"] = -p.pz
+        hits = trackml_event.hits
+        expected = hit_parameters(hits, p, "trackml")[parameter_columns("trackml")].to_numpy()
+        np.testing.assert_allclose(params, expected, atol=1e-6, equal_nan=True)  # float32 momenta
+        # the hits moved the same way: a hit's azimuth relative to its particle's is unchanged
+        track = hits.particle_id.to_numpy() != 0
+        phi_col = parameter_columns("trackml").index("phi")
+        before = _wrap(np.arctan2(ev[RAW_XYZ][:, 1], ev[RAW_XYZ][:, 0]) - ev[RAW_PARAMS][:, phi_col])
+        after = _wrap(np.arctan2(xyz[:, 1], xyz[:, 0]) - params[:, phi_col])
+        np.testing.assert_allclose(after[track], before[track], atol=1e-9)
+        np.testing.assert_allclose(xyz[:, 2], -ev[RAW_XYZ][:, 2] if flip else ev[RAW_XYZ][:, 2])
+
+
+def test_identity_transform_reproduces_the_encoding(trackml_event):
+    data, prep, aug = _arrays([trackml_event])
+    ev = data.event(0)
+    xyz, params = aug.transform(ev[RAW_XYZ], ev[RAW_PARAMS], 0.0, False)
+    frame = pd.DataFrame(params, columns=aug.columns)
+    np.testing.assert_array_equal(prep.classes(frame), ev["cls"])
+    np.testing.assert_allclose(prep.inputs(pd.DataFrame(xyz, columns=["x", "y", "z"])), ev["x"], atol=1e-6)
+
+
+def test_augmented_batches_differ_but_keep_each_particle_in_one_class(trackml_event):
+    data, prep, aug = _arrays([trackml_event])
+    data.augment = aug
+    plain = collate(data, [0])
+    moved = collate(data, [0], rng=np.random.default_rng(5))
+    assert "raw_xyz" not in moved and not np.allclose(plain["x"].numpy(), moved["x"].numpy())
+    assert (moved["cls"] != plain["cls"]).any()  # rotated azimuths land in other phi bins
+    pid = data.event(0)["particle_id"]
+    cls = moved["cls"][0].numpy()
+    for p in np.unique(pid[pid != 0])[:50]:
+        assert len(np.unique(cls[pid == p])) == 1
+    assert (cls[pid == 0] == prep.noise_class).all()
+    # the same generator seed gives the same batch (exact resume)
+    again = collate(data, [0], rng=np.random.default_rng(5))
+    assert np.array_equal(again["x"].numpy(), moved["x"].numpy())
+
+
+def test_redvid_transforms():
+    """REDVID linear: theta_d rotates (kept in [0, 2 pi)), polar -> pi - polar; helical: pitch flips sign."""
+    lin = list(simulate_redvid({"track_types": ["linear"], "n_tracks": [3, 5]}, range(2), 1))
+    data, prep, aug = _arrays(lin)
+    ev = data.event(0)
+    cols = aug.columns
+    _, params = aug.transform(ev[RAW_XYZ], ev[RAW_PARAMS], 4.0, True)
+    track = np.isfinite(ev[RAW_PARAMS][:, 0])
+    theta_d = params[track, cols.index("theta_d")]
+    assert (theta_d >= 0).all() and (theta_d < 2 * np.pi).all()
+    np.testing.assert_allclose(_wrap(theta_d - ev[RAW_PARAMS][track, cols.index("theta_d")]), _wrap(4.0))
+    np.testing.assert_allclose(params[track, cols.index("polar")], np.pi - ev[RAW_PARAMS][track, cols.index("polar")])
+    np.testing.assert_allclose(params[track, cols.index("sin_theta_d")], np.sin(theta_d))
+
+    hel = list(simulate_redvid({"track_types": ["helical_expanding"], "n_tracks": [3, 5]}, range(2), 1))
+    data, prep, aug = _arrays(hel)
+    ev = data.event(0)
+    _, params = aug.transform(ev[RAW_XYZ], ev[RAW_PARAMS], 1.0, True)
+    cols = aug.columns
+    track = np.isfinite(ev[RAW_PARAMS][:, 0])
+    np.testing.assert_allclose(params[track, cols.index("pitch_coeff")], -ev[RAW_PARAMS][track, cols.index("pitch_coeff")])
+    np.testing.assert_allclose(params[track, cols.index("radial_coeff")], ev[RAW_PARAMS][track, cols.index("radial_coeff")])
+
+
+def test_settings_are_checked():
+    assert augment_settings({"augment": {"phi_rotation": False, "z_reflection": False}}) is None
+    with pytest.raises(ConfigError, match="unknown training.augment keys"):
+        augment_settings({"augment": {"phi_rotations": True}})
+
+
+def test_augmented_training_resumes_exactly(tmp_path):
+    store = write_store(tmp_path / "s", simulate_redvid({"track_types": ["linear"], "n_tracks": [3, 6]}, range(14), 2))
+    cfg = {**TINY, "training": {**TINY["training"], "augment": BOTH}}
+    straight = train("enccla", store, tmp_path / "straight", config=cfg, epochs=2, seed=4)
+    assert straight.status == "completed"
+    first = train("enccla", store, tmp_path / "resumed", config=cfg, epochs=2, seed=4,
+                  stop=lambda epoch, step: epoch == 1 and step == 1)
+    assert first.status == "stopped"
+    train("enccla", store, tmp_path / "resumed", config=cfg, epochs=2, seed=4)
+    assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "resumed"))
+    # and augmentation changed what was learned
+    plain = train("enccla", store, tmp_path / "plain", config=TINY, epochs=2, seed=4)
+    assert plain.status == "completed"
+    assert any(not np.array_equal(a, b) for a, b in zip(weights(tmp_path / "plain").values(),
+                                                        weights(tmp_path / "straight").values()))
