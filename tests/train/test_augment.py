@@ -133,3 +133,48 @@ def test_augmented_training_resumes_exactly(tmp_path):
     assert plain.status == "completed"
     assert any(not np.array_equal(a, b) for a, b in zip(weights(tmp_path / "plain").values(),
                                                         weights(tmp_path / "straight").values()))
+
+
+def test_transformed_copy_moves_hits_momenta_and_vertices_together(trackml_event):
+    from trackpipe.train.augment import transformed_copy
+
+    hits, parts = trackml_event.hits, trackml_event.particles
+    h, p = transformed_copy(hits, parts, BOTH, np.random.default_rng(3))
+    np.testing.assert_allclose(np.hypot(p.px, p.py), np.hypot(parts.px, parts.py), rtol=1e-6)  # pT invariant
+    assert np.array_equal(h.particle_id, hits.particle_id) and np.array_equal(h.hit_id, hits.hit_id)
+    # one rotation for the whole event: every hit and momentum turned by the same angle
+    turn_hits = _wrap(np.arctan2(h.y, h.x) - np.arctan2(hits.y, hits.x))
+    turn_p = _wrap(np.arctan2(p.py, p.px) - np.arctan2(parts.py, parts.px))
+    assert np.ptp(turn_hits) < 1e-6 and abs(_wrap(turn_p - turn_hits[0])).max() < 1e-5
+    flipped = np.allclose(h.z, -hits.z)
+    assert flipped or np.allclose(h.z, hits.z)
+    np.testing.assert_allclose(p.pz, -parts.pz if flipped else parts.pz, rtol=1e-6)
+
+
+def test_concat_keeps_every_event(trackml_event):
+    data, prep, _ = _arrays([trackml_event])
+    both = EventArrays.concat([data, data])
+    assert len(both) == 2 and both.offsets[-1] == 2 * data.offsets[-1]
+    for k, v in data.event(0).items():
+        np.testing.assert_array_equal(both.event(1)[k], v)
+
+
+def test_locality_models_train_on_transformed_copies(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contrastive"))
+    from contrastive_helpers import TINY_CONTRASTIVE, tiny_events
+
+    store = write_store(tmp_path / "s", tiny_events(4, seed=1))
+    cfg = {**TINY_CONTRASTIVE, "training": {**TINY_CONTRASTIVE["training"],
+                                            "augment": {**BOTH, "copies": 2}}}
+    res = train("contrastive", store, tmp_path / "m", config=cfg, epochs=1, seed=0)
+    assert res.status == "completed"
+    cache = tmp_path / "m" / "locality-cache"
+    assert (cache / "copy-1").is_dir() and (cache / "copy-2").is_dir()
+    log = (tmp_path / "m" / "train.log").read_text()
+    assert "augmentation: phi_rotation True, z_reflection True, copies 2" in log
+    with pytest.raises(ConfigError, match="copies"):
+        train("contrastive", store, tmp_path / "n", epochs=1, seed=0,
+              config={**TINY_CONTRASTIVE, "training": {**TINY_CONTRASTIVE["training"], "augment": BOTH}})

@@ -9,7 +9,13 @@ same dataset: the hits move, and the labels are recomputed from the transformed 
 the bin edges and normalisation fitted on the unaugmented training split (a rotated track's azimuth
 falls in another phi bin, so its class changes). Settings (``training.augment``)::
 
-    augment: {phi_rotation: true, z_reflection: true}
+    augment: {phi_rotation: true, z_reflection: true, copies: 0}
+
+Models with locality clusters compute their clusters once per event, so they cannot be given a new
+transformation every batch: they train on the original events plus ``copies`` transformed copies of
+each, made once when the training split is loaded (each copy's clusters cached like an event's; the
+labels, particle ids and pT, are invariant). Other models ignore ``copies`` and draw a fresh
+transformation for every event of every batch.
 
 How each parameter set's parameters transform (``PARAMETER_TRANSFORMS``); a parameter not listed is
 invariant:
@@ -36,7 +42,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..targets import PARAMETER_SETS, Preprocessing
 
-AUGMENT_DEFAULTS = {"phi_rotation": False, "z_reflection": False}
+AUGMENT_DEFAULTS = {"phi_rotation": False, "z_reflection": False, "copies": 0}
 
 # parameter set -> (azimuth parameter rotated by alpha, its (sin, cos) companions, parameters mirrored
 # as x -> pi - x under z -> -z, parameters negated under z -> -z)
@@ -56,7 +62,9 @@ def augment_settings(training: dict) -> dict | None:
     if unknown:
         raise ConfigError(f"unknown training.augment keys {sorted(unknown)}; allowed: {sorted(AUGMENT_DEFAULTS)}")
     section = {**AUGMENT_DEFAULTS, **section}
-    return section if any(section.values()) else None
+    if not isinstance(section["copies"], int) or isinstance(section["copies"], bool) or section["copies"] < 0:
+        raise ConfigError(f"training.augment.copies must be a whole number >= 0, not {section['copies']!r}")
+    return section if section["phi_rotation"] or section["z_reflection"] else None
 
 
 def parameter_columns(kind: str) -> list[str]:
@@ -119,3 +127,29 @@ class Augmentation:
         if "reg" in event:
             out["reg"], out["reg_valid"] = self.prep.regression_targets(frame)
         return out
+
+
+def _rotate_mirror(frame: pd.DataFrame, cols: tuple[str, str, str], alpha: np.ndarray, flip: np.ndarray) -> None:
+    """Rotate columns (x, y, z) of `frame` in place by the per-row alpha about z, then negate z where flip."""
+    x, y, z = (frame[c].to_numpy(np.float64) for c in cols)
+    c, s = np.cos(alpha), np.sin(alpha)
+    frame[cols[0]], frame[cols[1]] = c * x - s * y, s * x + c * y
+    frame[cols[2]] = np.where(flip, -z, z)
+
+
+def transformed_copy(hits: pd.DataFrame, particles: pd.DataFrame, settings: dict, rng: np.random.Generator):
+    """(hits, particles) with every event rotated by its own random angle and mirrored with probability 1/2
+    (as switched on in `settings`); momenta and vertices move with the hits, so pT and the particle ids do
+    not change."""
+    events = np.unique(hits.event_id.to_numpy(np.int64))
+    alpha = rng.uniform(0.0, 2 * np.pi, len(events)) if settings["phi_rotation"] else np.zeros(len(events))
+    flip = rng.random(len(events)) < 0.5 if settings["z_reflection"] else np.zeros(len(events), bool)
+    out = []
+    for frame, cols in ((hits, [("x", "y", "z")]), (particles, [("px", "py", "pz"), ("vx", "vy", "vz")])):
+        frame = frame.copy()
+        pos = np.searchsorted(events, frame.event_id.to_numpy(np.int64))
+        for c in cols:
+            if all(k in frame.columns for k in c):
+                _rotate_mirror(frame, c, alpha[pos], flip[pos])
+        out.append(frame)
+    return out[0], out[1]

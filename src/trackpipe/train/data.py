@@ -78,6 +78,17 @@ class EventArrays:
         hits, particles = load_tables(store, event_ids)
         return cls.from_tables(hits, particles if targets else None, prep)
 
+    @classmethod
+    def concat(cls, parts: list["EventArrays"]) -> "EventArrays":
+        """The events of several EventArrays (same fields; all with block tables or none) one after another."""
+        if len({tuple(sorted(p.fields)) for p in parts}) != 1:
+            raise ValueError("EventArrays to concatenate must have the same fields")
+        shifts = np.cumsum([0] + [p.offsets[-1] for p in parts[:-1]])
+        offsets = np.concatenate([parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
+        blocks = None if parts[0].blocks is None else [b for p in parts for b in p.blocks]
+        return cls(np.concatenate([p.event_ids for p in parts]), offsets,
+                   {k: np.concatenate([p.fields[k] for p in parts]) for k in parts[0].fields}, blocks)
+
     def __len__(self) -> int:
         return len(self.event_ids)
 

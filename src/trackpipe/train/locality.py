@@ -79,18 +79,33 @@ def attach_locality(data, hits: pd.DataFrame, particles: pd.DataFrame | None, se
 
 
 def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False,
-                raw: bool = False):
+                raw: bool = False, copies: dict | None = None, seed: int = 0):
     """EventArrays of the chosen events of `store`, with locality tables and pT when `settings` is given;
-    ``chunk=True`` (training split) applies ``train_chunk_hits``; ``raw`` keeps augmentation's fields."""
+    ``chunk=True`` (training split) applies ``train_chunk_hits``; ``raw`` keeps augmentation's fields.
+
+    copies: a resolved ``training.augment`` section whose ``copies`` transformed copies of every event
+    (`train.augment.transformed_copy`, drawn from (seed, copy)) follow the original events, each copy's
+    tables cached in its own sub-directory of `cache_dir`.
+    """
+    from pathlib import Path
+
+    from .augment import transformed_copy
     from .data import EventArrays, load_tables
 
     hits, particles = load_tables(store, event_ids)
-    data = EventArrays.from_tables(hits, particles, prep, raw=raw)
-    if settings is not None:
-        attach_locality(data, hits, particles, settings, cache_dir)
-        if chunk and int(settings["train_chunk_hits"]) > 0:
-            data = chunk_by_clusters(data, int(settings["train_chunk_hits"]))
-    return data
+    variants = [(hits, particles, cache_dir)]
+    for k in range(1, int(copies["copies"]) + 1 if copies else 1):
+        h, p = transformed_copy(hits, particles, copies, np.random.default_rng([seed, k, 8191]))
+        variants.append((h, p, None if cache_dir is None else Path(cache_dir) / f"copy-{k}"))
+    parts = []
+    for h, p, cache in variants:
+        data = EventArrays.from_tables(h, p, prep, raw=raw)
+        if settings is not None:
+            attach_locality(data, h, p, settings, cache)
+            if chunk and int(settings["train_chunk_hits"]) > 0:
+                data = chunk_by_clusters(data, int(settings["train_chunk_hits"]))
+        parts.append(data)
+    return parts[0] if len(parts) == 1 else EventArrays.concat(parts)
 
 
 def cluster_groups(blocks) -> np.ndarray:

@@ -320,13 +320,19 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
     locality = locality_settings(cfg)
     cache = out_dir / "locality-cache" if locality is not None else None  # tables reused across epochs / resumes
     augment = augment_settings(tr)
-    if augment is not None and locality is not None:
-        raise ConfigError(f"{cfg['model']}: training.augment moves hits, which would invalidate the locality "
-                          "clusters computed once per event; switch it off for cluster-restricted models")
-    train_data = load_arrays(store, prep, train_ids, locality, cache, chunk=True, raw=augment is not None)
-    if augment is not None:
+    # Locality models' clusters are computed once per event: they get transformed copies made at load time;
+    # the others a fresh transformation in every batch.
+    static = augment if locality is not None else None
+    if static is not None and static["copies"] < 1:
+        raise ConfigError(f"{cfg['model']}: its locality clusters are computed once per event, so augmentation "
+                          "works through transformed copies of the training events: set training.augment.copies "
+                          ">= 1 (or switch phi_rotation and z_reflection off)")
+    train_data = load_arrays(store, prep, train_ids, locality, cache, chunk=True,
+                             raw=augment is not None and static is None, copies=static, seed=seed)
+    if augment is not None and static is None:
         train_data.augment = Augmentation(prep, augment, train_data.fields[RAW_PARAMS])
-        log.info("augmentation: %s", ", ".join(k for k, v in augment.items() if v))
+    if augment is not None:
+        log.info("augmentation: %s", ", ".join(f"{k} {v}" for k, v in augment.items() if v))
     val_data = load_arrays(val_store, prep, val_ids, locality, cache)
     log.info("model %s: %d training events (%d hits), %d validation events, device %s, %d rank(s)",
              cfg["model"], len(train_data), int(train_data.lengths.sum()), len(val_data), device, info.world_size)
