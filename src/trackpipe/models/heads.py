@@ -18,12 +18,42 @@ from torch import nn
 from .backbone import Encoder
 
 
+def factor_marginal_loss(logits: torch.Tensor, target: torch.Tensor, bins: list[int]) -> torch.Tensor:
+    """Mean over the class parameters of the cross-entropy of each parameter's marginal distribution.
+
+    The joint classes (the last logit is noise) are the Cartesian product of per-parameter bins
+    (`targets.Preprocessing.classes`), so the probability that a hit's parameter f is in bin i is the sum
+    of the joint probabilities of every class with that bin: a logsumexp of the joint logits over the
+    other parameters' axes, with noise as one more value of every parameter. Same head, same outputs;
+    the loss adds a dense signal (a phi bin holds ~1/30 of the hits, a joint class ~1/5 400), which the
+    joint class's own cross-entropy gives only slowly.
+    """
+    n = logits.shape[0]
+    track = logits[:, :-1].reshape(n, *bins)
+    noise = logits[:, -1:]
+    is_noise = target == logits.shape[1] - 1
+    factors = torch.stack(torch.unravel_index(target.clamp(max=logits.shape[1] - 2), tuple(bins)), dim=0)
+    total = logits.new_zeros(())
+    for f, size in enumerate(bins):
+        others = tuple(d + 1 for d in range(len(bins)) if d != f)
+        marginal = torch.cat([torch.logsumexp(track, dim=others) if others else track, noise], dim=1)
+        total = total + F.cross_entropy(marginal, torch.where(is_noise, size, factors[f]))
+    return total / len(bins)
+
+
 class ClassificationHead(nn.Module):
+    """Joint classes over the parameter bins (`bins`: bins per class parameter; the last class is noise).
+    factor_loss > 0 adds that weight times `factor_marginal_loss` to the joint cross-entropy."""
+
     task = "classification"
 
-    def __init__(self, d_model: int, n_classes: int):
+    def __init__(self, d_model: int, n_classes: int, *, bins: list[int] | None = None, factor_loss: float = 0.0):
         super().__init__()
         self.proj = nn.Linear(d_model, n_classes)
+        self.bins = list(bins) if bins is not None else None
+        self.factor_loss = float(factor_loss)
+        if self.factor_loss and (self.bins is None or int(torch.tensor(self.bins).prod()) + 1 != n_classes):
+            raise ValueError(f"factor_loss needs the bins per parameter of the {n_classes} classes, got {bins}")
 
     def forward(self, h: torch.Tensor) -> dict:
         return {"logits": self.proj(h)}
@@ -33,9 +63,13 @@ class ClassificationHead(nn.Module):
         logits = out["logits"][valid].float()
         target = batch["cls"][valid]
         loss = F.cross_entropy(logits, target)
+        stats = {"cla_loss_sum": float(loss.detach()) * len(target)}
+        if self.factor_loss:
+            marginal = factor_marginal_loss(logits, target, self.bins)
+            stats["factor_loss_sum"] = float(marginal.detach()) * len(target)
+            loss = loss + self.factor_loss * marginal
         correct = (logits.argmax(-1) == target).sum()
-        return loss, {"cla_loss_sum": float(loss.detach()) * len(target), "cla_correct": float(correct),
-                      "cla_hits": float(len(target))}
+        return loss, {**stats, "cla_correct": float(correct), "cla_hits": float(len(target))}
 
 
 class RegressionHead(nn.Module):
@@ -113,6 +147,8 @@ def epoch_metrics(stats: dict) -> dict:
     if stats.get("cla_hits"):
         out["accuracy"] = stats["cla_correct"] / stats["cla_hits"]
         out["cla_loss"] = stats["cla_loss_sum"] / stats["cla_hits"]
+        if "factor_loss_sum" in stats:
+            out["factor_loss"] = stats["factor_loss_sum"] / stats["cla_hits"]
     if stats.get("reg_values"):
         out["reg_mse"] = stats["reg_sse"] / stats["reg_values"]
     return out

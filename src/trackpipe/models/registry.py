@@ -42,6 +42,7 @@ TARGETS = {
     "kind": "auto",             # auto | trackml | redvid-linear | redvid-helical
     "bins": None,               # {parameter: bins}; None = targets.DEFAULT_BINS[kind]
     "inputs": ["x", "y", "z"],  # per-hit input features: x, y, z and/or the derived r, phi, theta, eta
+    "factor_loss": 0.0,         # classifiers: weight of the per-parameter marginal losses (heads.factor_marginal_loss)
 }
 TRAINING = {
     "epochs": 50,
@@ -117,9 +118,14 @@ def _encoder(arch: dict, input_dim: int, n_layers: int | None = None) -> Encoder
     return Encoder(input_dim, **a)
 
 
+def _classification_head(config, prep) -> ClassificationHead:
+    return ClassificationHead(config["architecture"]["d_model"], prep.n_classes, bins=prep.bins_per_param,
+                              factor_loss=config["targets"]["factor_loss"])
+
+
 def _build_classifier(config, prep):
     arch = config["architecture"]
-    return EncoderModel(_encoder(arch, len(prep.input_features)), ClassificationHead(arch["d_model"], prep.n_classes))
+    return EncoderModel(_encoder(arch, len(prep.input_features)), _classification_head(config, prep))
 
 
 def _build_regressor(config, prep):
@@ -133,7 +139,7 @@ def _build_joint(config, prep):
     regressor = EncoderModel(_encoder(arch, n_in, jm["reg_layers"]),
                              RegressionHead(arch["d_model"], n_reg, jm["n_latent"]))
     classifier = EncoderModel(_encoder(arch, n_in + n_reg + jm["n_latent"], jm["cla_layers"]),
-                              ClassificationHead(arch["d_model"], prep.n_classes))
+                              _classification_head(config, prep))
     return JointModel(regressor, classifier, alpha=jm["alpha"], beta=jm["beta"])
 
 
