@@ -34,8 +34,6 @@ from .models.attention import AttentionMask
 from .models.registry import MODELS, build_model
 from .progress import progress
 from .targets import Preprocessing, hit_parameters
-from .tracking.assign import tracks_from_classes, tracks_from_regression
-from .tracking.embedding import TRACK_FORMATION, tracks_from_embedding
 from .train.locality import blocks_for_event, locality_settings
 from .train.loop import CHECKPOINT, amp_settings
 from .schema import TIMING
@@ -130,7 +128,8 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
     dev = select_device(device)
     model, cfg, prep = load_model(model_dir, dev)
     store = EventStore(data)
-    family_predict = MODELS[cfg["model"]].predict
+    spec = MODELS[cfg["model"]]
+    family_predict = spec.predict
     if family_predict is not None:
         if posteriors is not None:
             raise ConfigError(f"posteriors are not available for model {cfg['model']!r}")
@@ -141,7 +140,9 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
         store.require_truth("posteriors (they record the true class of each hit)")
     if posteriors is not None and model.task != "classification":
         raise ConfigError(f"posteriors need a classifier; model {cfg['model']!r} is a {model.task} model")
-    if model.task in ("regression", "embedding") and not prep.clustering:
+    if spec.to_tracks is None:
+        raise ConfigError(f"model {cfg['model']!r} has neither a predict nor a to_tracks hook (models.registry)")
+    if spec.select is not None and not prep.clustering:  # the family's tracking parameters come from training
         raise DataError("preprocessing.json has no clustering parameters (training did not finish)",
                         file=Path(model_dir) / "preprocessing.json")
     locality = locality_settings(cfg)  # cluster-restricted attention / contrastive: tables per event
@@ -172,15 +173,7 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
         with DeviceTimer(dev) as timer:
             out_t = model(batch)
         c0 = time.process_time()
-        if model.task == "embedding":
-            tracks = tracks_from_embedding(out_t["embedding"][0], batch["mask"].extra["blocks"],
-                                           **{k: prep.clustering[k] for k in TRACK_FORMATION})
-        elif model.task == "regression":
-            pts = out_t["pred"][0].float().cpu().numpy()
-            tracks = tracks_from_regression(pts, min_cluster_size=prep.clustering["min_cluster_size"],
-                                            min_samples=prep.clustering["min_samples"])
-        else:
-            tracks = tracks_from_classes(out_t["logits"][0].argmax(-1).cpu().numpy(), prep.noise_class)
+        tracks = spec.to_tracks(out_t, batch, prep)
         host += time.process_time() - c0
         return tracks, out_t, timer.ms, host
 

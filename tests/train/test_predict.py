@@ -132,19 +132,19 @@ def test_warmup_runs_the_whole_per_event_pipeline(stores, tmp_path, monkeypatch,
     """The untimed warm-up runs the post-processing too (HDBSCAN / argmax track building), not only the
     network: with `warmup` w the track builder is called w times on the first event before the N timed
     events, so no timed row holds its first-call cost."""
-    import trackpipe.predict as pred
+    import trackpipe.tracking.families as families  # the encoder families' to_tracks hooks
     from trackpipe.train.loop import train
 
     builder = {"enccla": "tracks_from_classes", "encreg": "tracks_from_regression"}[model]
     calls = []
-    original = getattr(pred, builder)
+    original = getattr(families, builder)
 
     def counting(*args, **kwargs):
         calls.append(len(args[0]))
         return original(*args, **kwargs)
 
     train(model, stores / "train", tmp_path / "m", config=TINY, epochs=1, seed=0)
-    monkeypatch.setattr(pred, builder, counting)
+    monkeypatch.setattr(families, builder, counting)
     store = EventStore(stores / "test")
     predict(tmp_path / "m", stores / "test", tmp_path / "s.csv", timing=tmp_path / "t.csv", warmup=2)
     first = int(store.index.n_hits.iloc[0])
@@ -171,3 +171,51 @@ def test_classical_runner_warms_up_the_whole_tracker_and_files_no_gpu_side(store
     timing = pd.read_csv(tmp_path / "t.csv")
     assert timing.event_id.tolist() == ids and timing.device_ms.isna().all()
     assert (timing.host_cpu_ms == 1.0).all()
+
+
+def test_training_and_prediction_go_through_the_family_hooks(stores, tmp_path, monkeypatch):
+    """A family registered with its own `select` and `to_tracks` hooks: training calls `select` once with
+    the best weights in eval mode and stores its dict as preprocessing.json's clustering; prediction builds
+    every event's tracks with `to_tracks` (no branch on the model kind decides either)."""
+    import json
+
+    from trackpipe.models import registry
+    from trackpipe.train.loop import train
+    from train_helpers import assert_same_weights, weights
+
+    seen = {}
+
+    def select(model, cfg, prep, val_data, device, amp):
+        seen["eval"] = not model.training
+        seen["weights"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return {"n_val_events": len(val_data), "selection_events": cfg["tracking"]["selection_events"]}
+
+    def to_tracks(outputs, batch, prep):
+        n = outputs["logits"].shape[1]
+        assert batch["x"].shape[1] == n and prep.clustering["n_val_events"] >= 1
+        return np.arange(n, dtype=np.int64)[::-1].copy()  # every hit its own track, ids reversed
+
+    base = registry.MODELS["enccla"]
+    spec = registry.ModelSpec("hooked", base.defaults, base.build, select=select, to_tracks=to_tracks)
+    monkeypatch.setitem(registry.MODELS, "hooked", spec)
+    out = tmp_path / "hooked"
+    train("hooked", stores / "train", out, config=TINY, epochs=2, seed=1)
+    assert seen["eval"]
+    best = weights(out, "best_model")
+    assert_same_weights(best, seen["weights"])
+    clustering = json.loads((out / "preprocessing.json").read_text())["clustering"]
+    assert clustering == {"n_val_events": 1, "selection_events": TINY["tracking"]["selection_events"]}
+    predict(out, stores / "test", tmp_path / "s.csv", warmup=0)
+    hits = EventStore(stores / "test").hits(columns=["event_id", "hit_id"])  # store (= prediction) hit order
+    merged = hits.merge(read_submission(tmp_path / "s.csv"), on=["event_id", "hit_id"], how="left")
+    for _, ev in merged.groupby("event_id", sort=False):
+        assert ev.track_id.tolist() == list(range(len(ev)))[::-1]
+
+
+def test_every_registered_family_has_one_way_to_make_tracks():
+    """Inference is the family's own `predict` or one forward pass + `to_tracks`, never neither or both."""
+    from trackpipe.models.registry import MODELS
+
+    for name, spec in MODELS.items():
+        assert (spec.predict is None) != (spec.to_tracks is None), name
+        assert spec.select is None or spec.to_tracks is not None, name  # selected parameters are used by to_tracks

@@ -77,13 +77,28 @@ JOINT = {"reg_layers": 3, "cla_layers": 3, "n_latent": 4, "alpha": 1.0, "beta": 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A model family: its config defaults, its builder and its tracking hooks.
+
+    Inference is either one forward pass per event followed by ``to_tracks``, or the family's own
+    ``predict`` (then ``to_tracks`` is unused); ``select`` is the post-training choice of tracking
+    parameters. The encoder families' hooks live in `trackpipe.tracking.families`.
+    """
+
     name: str
     defaults: dict
     build: Callable[[dict, Preprocessing], nn.Module]
     # Families whose inference is not one forward pass + per-hit assignment (EncDec's autoregressive
-    # decoding, the U-Net's voxels) bring their own: predict(model, cfg, prep, store, device) -> per-event
-    # (submission frame, device seconds, host CPU seconds) rows; see `trackpipe.predict`.
+    # decoding, the U-Net's voxels) bring their own: predict(model, cfg, prep, event, device) -> (track id
+    # per hit, device seconds, host CPU seconds) of one event; see `trackpipe.predict`.
     predict: Callable | None = None
+    # select(model, cfg, prep, val_data, device, amp) -> dict | None: after training, with the best weights
+    # loaded and the model in eval mode, choose tracking parameters on the validation EventArrays (the
+    # first `tracking.selection_events` events); the dict becomes `prep.clustering` in preprocessing.json.
+    # None: nothing to choose (`train.loop._finalise`).
+    select: Callable | None = None
+    # to_tracks(outputs, batch, prep) -> track id per hit (int64): one event's network outputs (batch of
+    # one) and its input batch -> disjoint tracks, with the parameters `select` stored in prep.clustering.
+    to_tracks: Callable | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -151,12 +166,29 @@ def _defaults(**overrides) -> dict:
     return d
 
 
-register_model(ModelSpec("enccla", _defaults(), _build_classifier))
-register_model(ModelSpec("encreg", _defaults(), _build_regressor))
+def _family_hook(name: str) -> Callable:
+    """`trackpipe.tracking.families.<name>`, imported at its first call: that module pulls in the training
+    data helpers and the trackers, which importing the registry must not load (nor import in a circle)."""
+
+    def hook(*args, **kwargs):
+        from ..tracking import families
+
+        return getattr(families, name)(*args, **kwargs)
+
+    hook.__name__ = hook.__qualname__ = name
+    return hook
+
+
+CLASSIFICATION_HOOKS = {"to_tracks": _family_hook("classification_tracks")}
+REGRESSION_HOOKS = {"select": _family_hook("regression_select"), "to_tracks": _family_hook("regression_tracks")}
+EMBEDDING_HOOKS = {"select": _family_hook("embedding_select"), "to_tracks": _family_hook("embedding_tracks")}
+
+register_model(ModelSpec("enccla", _defaults(), _build_classifier, **CLASSIFICATION_HOOKS))
+register_model(ModelSpec("encreg", _defaults(), _build_regressor, **REGRESSION_HOOKS))
 # EncReg-FA: the flash kernel with bf16 autocast (on CUDA; sdpa in fp32 on CPU, with a notice).
 register_model(ModelSpec("encreg-fa", _defaults(architecture={"attention": "flash"}, training={"amp": "auto"}),
-                         _build_regressor))
-register_model(ModelSpec("jm", _defaults(joint=JOINT), _build_joint))
+                         _build_regressor, **REGRESSION_HOOKS))
+register_model(ModelSpec("jm", _defaults(joint=JOINT), _build_joint, **CLASSIFICATION_HOOKS))
 
 
 def _register_later_families() -> None:
@@ -166,7 +198,7 @@ def _register_later_families() -> None:
     for family in (encdec, unet):
         defaults = {"architecture": family.ARCHITECTURE, "targets": {**TARGETS, **family.TARGETS},
                     "training": {**TRAINING, **family.TRAINING}, "tracking": family.TRACKING}
-        register_model(ModelSpec(family.NAME, copy.deepcopy(defaults), family.build, family.predict_event))
+        register_model(ModelSpec(family.NAME, copy.deepcopy(defaults), family.build, predict=family.predict_event))
 
 
 _register_later_families()
@@ -198,4 +230,4 @@ def _contrastive_defaults() -> dict:
     return d
 
 
-register_model(ModelSpec("contrastive", _contrastive_defaults(), _build_contrastive))
+register_model(ModelSpec("contrastive", _contrastive_defaults(), _build_contrastive, **EMBEDDING_HOOKS))

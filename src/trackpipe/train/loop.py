@@ -39,7 +39,7 @@ from ..errors import ConfigError, DataError
 from ..io.atomic import atomic_path, write_csv, write_json
 from ..io.store import EventStore
 from ..models.heads import epoch_metrics
-from ..models.registry import build_model, resolve_config
+from ..models.registry import MODELS, build_model, resolve_config
 from ..progress import progress
 from ..targets import Preprocessing, fit_preprocessing
 from .data import batch_plan, collate, load_tables
@@ -491,54 +491,24 @@ def _interrupt(state, checkpoint, reason, cfg, model, prep, val_data, device, am
 
 
 def _finalise(cfg, model, prep, val_data, device, amp, out_dir, state, info):
-    """Best weights in place for prediction; for regression models choose HDBSCAN on validation."""
+    """Best weights in place for prediction; then the family's post-training selection of its tracking
+    parameters (`ModelSpec.select`: HDBSCAN's grid for regression, track formation for embeddings) on
+    the validation events with the best weights, written into preprocessing.json."""
     if state["best_model"] is None:  # stopped before the first epoch ended: the current weights are all we have
         state["best_model"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if model.task == "embedding" and info.is_main:
-        _select_track_formation(cfg, model, prep, val_data, device, amp, out_dir, state)
-    if model.task != "regression" or not info.is_main:
+    select = MODELS[cfg["model"]].select
+    if select is None or not info.is_main:
         return
-    from ..tracking.selection import select_hdbscan
-
     current = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(state["best_model"])
     model.eval()
-    n = min(len(val_data), int(cfg["tracking"]["selection_events"]))
-    points = []
-    with torch.no_grad(), torch.autocast(device.type, dtype=amp[1], enabled=amp[0]):
-        for i in range(n):
-            batch = collate(val_data, [i], device)
-            pred = model(batch)["pred"][0].float().cpu().numpy()
-            ev = val_data.event(i)
-            points.append((pred, ev["particle_id"], ev["weight"]))
-    model.load_state_dict(current)
-    best, rows = select_hdbscan(points, min_cluster_size=cfg["tracking"]["min_cluster_size"],
-                                min_samples=cfg["tracking"]["min_samples"])
-    log.info("HDBSCAN on %d validation events: %s", n, best)
-    prep.clustering = {**best, "grid": rows, "selection_events": n}
-    write_json(out_dir / "preprocessing.json", prep.to_json())
-
-
-def _select_track_formation(cfg, model, prep, val_data, device, amp, out_dir, state):
-    """Contrastive models: the similarity threshold of track formation, chosen on validation events."""
-    from ..tracking.embedding import select_threshold, tracking_params
-
-    tracking = cfg["tracking"]
-    params = tracking_params(tracking)
-    current = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(state["best_model"])
-    model.eval()
-    events = []
-    with torch.no_grad(), torch.autocast(device.type, dtype=amp[1], enabled=amp[0]):
-        for i in range(min(len(val_data), int(tracking["selection_events"]))):
-            batch = collate(val_data, [i], device)
-            ev = val_data.event(i)
-            events.append((model(batch)["embedding"][0].float(), val_data.blocks[i], ev["particle_id"], ev["weight"]))
-    model.load_state_dict(current)
-    threshold, rows = select_threshold(events, params, tracking["thresholds"])
-    log.info("track formation on %d validation events: threshold %s (%s)", len(events), threshold, rows)
-    prep.clustering = {**params, "threshold": threshold, "grid": rows, "selection_events": len(events)}
-    write_json(out_dir / "preprocessing.json", prep.to_json())
+    try:
+        clustering = select(model, cfg, prep, val_data, device, amp)
+    finally:
+        model.load_state_dict(current)  # the checkpoint written next holds the last weights, not the best
+    if clustering is not None:
+        prep.clustering = clustering
+        write_json(out_dir / "preprocessing.json", prep.to_json())
 
 
 def _result(out_dir, state) -> TrainResult:

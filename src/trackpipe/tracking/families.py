@@ -1,0 +1,91 @@
+"""Each encoder family's two tracking hooks (`models.registry.ModelSpec.select` and `.to_tracks`).
+
+* ``select(model, cfg, prep, val_data, device, amp) -> dict | None``: runs after training on the first
+  ``tracking.selection_events`` validation events, with the best weights loaded and the model in eval
+  mode (`train.loop._finalise` does the swap and writes the result); returns what goes into
+  ``prep.clustering`` (and so into preprocessing.json), or None when the family chooses nothing.
+* ``to_tracks(outputs, batch, prep) -> track id per hit``: one event's network outputs (batch of one,
+  as `predict` runs it) and the input batch it came from (the locality block tables ride in
+  ``batch["mask"].extra``) become disjoint track ids, with the parameters `select` chose.
+
+Families: classification (EncCla, JM: argmax class per hit, nothing to select), regression (EncReg:
+HDBSCAN on the predicted parameters, its grid chosen on the TrackML score), embedding (contrastive:
+track formation from the embeddings, its similarity threshold chosen on validation events). EncDec
+and the U-Net run their own whole inference (`ModelSpec.predict`) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..train.data import EventArrays, collate
+from .assign import tracks_from_classes, tracks_from_regression
+from .embedding import TRACK_FORMATION, select_threshold, tracking_params, tracks_from_embedding
+from .selection import select_hdbscan
+
+log = logging.getLogger(__name__)
+
+
+def validation_outputs(model, val_data: EventArrays, n_events, device: torch.device, amp: tuple[bool, torch.dtype],
+                       keep: Callable[[int, dict, dict], object]) -> list:
+    """[keep(i, batch, outputs)] for the first `n_events` validation events, one event per forward pass,
+    without gradients and under the training run's autocast setting (`amp` = (enabled, dtype))."""
+    kept = []
+    with torch.no_grad(), torch.autocast(device.type, dtype=amp[1], enabled=amp[0]):
+        for i in range(min(len(val_data), int(n_events))):
+            batch = collate(val_data, [i], device)
+            kept.append(keep(i, batch, model(batch)))
+    return kept
+
+
+def classification_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
+    """Track id = the argmax class of each hit; predicted-noise hits become singletons."""
+    return tracks_from_classes(outputs["logits"][0].argmax(-1).cpu().numpy(), prep.noise_class)
+
+
+def regression_select(model, cfg: dict, prep, val_data: EventArrays, device, amp) -> dict:
+    """The HDBSCAN grid point with the best mean TrackML score over the validation events."""
+    tracking = cfg["tracking"]
+
+    def points(i, batch, out):
+        ev = val_data.event(i)
+        return out["pred"][0].float().cpu().numpy(), ev["particle_id"], ev["weight"]
+
+    events = validation_outputs(model, val_data, tracking["selection_events"], device, amp, points)
+    best, rows = select_hdbscan(events, min_cluster_size=tracking["min_cluster_size"],
+                                min_samples=tracking["min_samples"])
+    log.info("HDBSCAN on %d validation events: %s", len(events), best)
+    return {**best, "grid": rows, "selection_events": len(events)}
+
+
+def regression_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
+    """HDBSCAN on the predicted track parameters with the selected grid point; its noise -> singletons."""
+    return tracks_from_regression(outputs["pred"][0].float().cpu().numpy(),
+                                  min_cluster_size=prep.clustering["min_cluster_size"],
+                                  min_samples=prep.clustering["min_samples"])
+
+
+def embedding_select(model, cfg: dict, prep, val_data: EventArrays, device, amp) -> dict:
+    """Track formation's similarity threshold, chosen on the validation events
+    (`tracking.embedding.select_threshold`)."""
+    tracking = cfg["tracking"]
+    params = tracking_params(tracking)
+
+    def embedded(i, batch, out):
+        ev = val_data.event(i)
+        return out["embedding"][0].float(), val_data.blocks[i], ev["particle_id"], ev["weight"]
+
+    events = validation_outputs(model, val_data, tracking["selection_events"], device, amp, embedded)
+    threshold, rows = select_threshold(events, params, tracking["thresholds"])
+    log.info("track formation on %d validation events: threshold %s (%s)", len(events), threshold, rows)
+    return {**params, "threshold": threshold, "grid": rows, "selection_events": len(events)}
+
+
+def embedding_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
+    """Track formation from the embeddings inside the event's locality clusters, selected parameters."""
+    return tracks_from_embedding(outputs["embedding"][0], batch["mask"].extra["blocks"],
+                                 **{k: prep.clustering[k] for k in TRACK_FORMATION})
