@@ -78,6 +78,10 @@ def _run_child(code: str, payload: dict, threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _rate(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
 def _section(path):
     if not path:
         return {}
@@ -127,9 +131,13 @@ def main() -> int:
             for _, r in hist.iterrows():
                 print(f"   {int(r.epoch):5d}  {r.train_loss:10.4f}  {r.val_loss:8.4f}  {r.epoch_seconds:7.1f}")
     prep = json.loads((model_dir / "preprocessing.json").read_text())
-    print(f"   track formation: {prep['clustering'].get('method')} k={prep['clustering'].get('k')} "
-          f"threshold={prep['clustering'].get('threshold')} (validation TrackML score by threshold: "
-          f"{[(r['threshold'], round(r['score'], 3)) for r in prep['clustering'].get('grid', [])]})")
+    clustering = prep["clustering"]
+    print(f"   track formation: {clustering.get('method')} k={clustering.get('k')} threshold={clustering.get('threshold')}"
+          f", chosen on {clustering.get('objective')} over {clustering.get('selection_events')} validation event(s)")
+    print("   threshold  DM eff (pT>0.9)  TrackML score  fake rate  selected particles")
+    for r in clustering.get("grid", []):
+        print(f"   {r['threshold']:9g}  {_rate(r['dm_efficiency']):>15s}  {r['trackml_score']:13.3f}  "
+              f"{_rate(r['fake_rate']):>9s}  {r['n_selected_particles']:18d}")
 
     from trackpipe.locality.latency import locality_study
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from scipy.sparse.csgraph import connected_components
 from scipy import sparse
 
-from trackpipe.errors import ConfigError
+from trackpipe.errors import ConfigError, DataError
 from trackpipe.locality.blocks import build_blocks
 from trackpipe.tracking.embedding import candidate_edges, select_threshold, tracks_from_embedding
 
@@ -75,14 +75,83 @@ def test_overlapping_clusters_still_give_one_track_per_hit():
     assert len(tracks) == n and same_partition(tracks, particle)
 
 
+def selection_fields(particle, weight, pt, pz=None):
+    """Per-hit selection truth: the particle's pt and pz per hit, one barrel layer per hit of a particle
+    (volume 8, layers 1, 2, ... in hit order), so every particle with >= 3 hits is reconstructable."""
+    particle = np.asarray(particle, np.int64)
+    layer = np.zeros(len(particle), np.int32)
+    for p in np.unique(particle):
+        layer[particle == p] = np.arange(1, int((particle == p).sum()) + 1)
+    n = len(particle)
+    return {"particle_id": particle, "weight": np.asarray(weight, np.float32), "pt": np.asarray(pt, np.float32),
+            "pz": np.zeros(n, np.float32) if pz is None else np.asarray(pz, np.float32),
+            "volume_id": np.full(n, 8, np.int32), "layer_id": layer}
+
+
+def one_cluster(n):
+    return build_blocks(np.arange(n), np.zeros(n, int), n)
+
+
 def test_threshold_selection_prefers_the_separating_threshold():
     emb, particle, cluster = separated_case(seed=3, noise=0.3)
     blocks = build_blocks(np.arange(len(particle)), cluster, len(particle))
     weight = np.full(len(particle), 1.0 / len(particle))
-    best, rows = select_threshold([(emb, blocks, particle, weight)], {"method": "knn", "k": 4, "mutual": True},
+    fields = selection_fields(particle, weight, np.full(len(particle), 2.0))
+    best, rows = select_threshold([(7, emb, blocks, fields)], {"method": "knn", "k": 4, "mutual": True},
                                   [-1.0, 0.5, 0.999])
-    scores = {r["threshold"]: r["score"] for r in rows}
-    assert best == 0.5 and scores[0.5] > scores[-1.0] and scores[0.5] > scores[0.999]
+    dm = {r["threshold"]: r["dm_efficiency"] for r in rows}
+    score = {r["threshold"]: r["trackml_score"] for r in rows}
+    assert best == 0.5 and dm[0.5] > max(dm[-1.0], dm[0.999]) and score[0.5] > max(score[-1.0], score[0.999])
+    assert all(r["n_selected_particles"] == 30 for r in rows)
+
+
+def test_threshold_is_chosen_on_dm_efficiency_at_high_pt_not_on_the_trackml_score():
+    """At 0.8 the only particle above 0.9 GeV (A, a chain of cosines 0.85) is one track but two heavy
+    low-pT particles (B, C: cosine 0.85 to each other) merge into one 50/50 track; at 0.9 B and C are
+    separate but A falls apart. The TrackML score prefers 0.9, the DM efficiency at pT > 0.9 GeV 0.8."""
+    a = np.arccos(0.85)
+    chain = [np.r_[np.cos(i * a), np.sin(i * a), 0.0, 0.0] for i in range(4)]        # A: 4 hits, plane (0, 1)
+    b = [np.r_[0.0, 0.0, 1.0, 0.0]] * 4                                                  # B: plane (2, 3)
+    c = [np.r_[0.0, 0.0, np.cos(a), np.sin(a)]] * 4                                      # C: cosine 0.85 to B
+    emb = torch.as_tensor(np.array(chain + b + c), dtype=torch.float32)
+    particle = np.repeat([1, 2, 3], 4)
+    fields = selection_fields(particle, np.where(particle == 1, 0.01, 0.1), np.where(particle == 1, 2.0, 0.5))
+    best, rows = select_threshold([(0, emb, one_cluster(12), fields)], {"method": "threshold", "k": 1, "mutual": False},
+                                  [0.8, 0.9])
+    by = {r["threshold"]: r for r in rows}
+    assert by[0.8]["dm_efficiency"] == 1.0 and by[0.9]["dm_efficiency"] == 0.0
+    assert by[0.9]["trackml_score"] == pytest.approx(0.8 / 0.84) and by[0.8]["trackml_score"] == pytest.approx(0.04 / 0.84)
+    assert by[0.8]["n_selected_particles"] == by[0.9]["n_selected_particles"] == 1
+    assert best == 0.8
+    # The fake rate of the metric code rides along: at 0.8 the B+C track's majority (B, 0.5 GeV) is not
+    # selected, so A's track is the only selected cluster and it is DM-matched.
+    assert by[0.8]["fake_rate"] == 0.0 and by[0.9]["fake_rate"] is None  # 0.9: no selected cluster of >= 3 hits
+
+
+def test_dm_efficiency_pools_particles_over_events():
+    """Event 1: one selected particle, matched. Event 2: three selected particles, one matched, plus a
+    matched particle below 0.9 GeV. Pooled: 2 of 4 = 0.5 (the mean of per-event ratios would be 2/3)."""
+    eye = np.eye(16)
+    ev1 = torch.as_tensor(np.array([eye[0]] * 4), dtype=torch.float32)
+    f1 = selection_fields(np.full(4, 1), np.full(4, 0.25), np.full(4, 1.5))
+    # P1 matched (one direction), P2 and P3 scattered (every hit its own direction), P4 matched but 0.5 GeV
+    ev2 = torch.as_tensor(np.array([eye[0]] * 4 + [eye[i] for i in range(1, 9)] + [eye[9]] * 4), dtype=torch.float32)
+    pid2 = np.repeat([1, 2, 3, 4], 4)
+    f2 = selection_fields(pid2, np.full(16, 1 / 16), np.where(pid2 == 4, 0.5, 3.0), pz=np.where(pid2 == 1, 1.0, 0.0))
+    _, rows = select_threshold([(1, ev1, one_cluster(4), f1), (2, ev2, one_cluster(16), f2)],
+                               {"method": "threshold", "k": 1, "mutual": False}, [0.5])
+    (row,) = rows
+    assert row["n_selected_particles"] == 4 and row["n_dm_matched"] == 2
+    assert row["dm_efficiency"] == 0.5
+
+
+def test_threshold_selection_without_the_truth_fields_names_them():
+    emb, particle, cluster = separated_case()
+    fields = {"particle_id": particle, "weight": np.ones(len(particle))}
+    blocks = build_blocks(np.arange(len(particle)), cluster, len(particle))
+    with pytest.raises(DataError, match="pt") as e:
+        select_threshold([(4, emb, blocks, fields)], {"method": "knn", "k": 4, "mutual": True}, [0.5])
+    assert e.value.event == 4 and "layer_id" in e.value.column
 
 
 def test_bad_method_is_rejected():

@@ -54,9 +54,32 @@ def test_contrastive_trains_caches_tables_and_predicts(store, tmp_path):
     _, loaded = event_blocks(1, ev.hits[["hit_id", "x", "y", "z"]], WIDE["algorithm"], WIDE["clustering"],
                              None, None, out / "locality-cache")
     assert loaded  # the same event and parameters hit the cache
+    assert_threshold_chosen_on_validation_dm(out, store)
     summary = predict(out, store, tmp_path / "sub.csv", timing=tmp_path / "timing.csv", threads=1, warmup=1)
     assert summary["n_events"] == 5
     assert_disjoint_submission(read_submission(tmp_path / "sub.csv"), store)
+
+
+def assert_threshold_chosen_on_validation_dm(model_dir, store_path):
+    """preprocessing.json: the threshold with the best DM efficiency at pT > 0.9 GeV of the validation event,
+    whose particle count is the headline metric's own (metrics.efficiency on the store's tables)."""
+    import json
+
+    from trackpipe.metrics.efficiency import match_tables
+    from trackpipe.train.loop import split_events
+
+    clustering = json.loads((model_dir / "preprocessing.json").read_text())["clustering"]
+    assert clustering["objective"] == "dm_efficiency_pt0.9" and clustering["selection_events"] == 1
+    store = EventStore(store_path)
+    _, (val_id,) = split_events(store.event_ids, 0.1, 0)
+    ev = store.read_event(val_id)
+    ptab, _ = match_tables(ev.hits, ev.particles, ev.hits.assign(track_id=np.arange(len(ev.hits)))[["event_id", "hit_id", "track_id"]])
+    rows = clustering["grid"]
+    assert [r["threshold"] for r in rows] == TINY_CONTRASTIVE["tracking"]["thresholds"]
+    assert all(r["n_selected_particles"] == int(ptab.selected.sum()) > 0 for r in rows)
+    best = max(r["dm_efficiency"] for r in rows)
+    chosen = [r for r in rows if r["threshold"] == clustering["threshold"]]
+    assert chosen[0]["dm_efficiency"] == best and all(0 <= r["trackml_score"] <= 1 for r in rows)
 
 
 def test_part2_classifier_with_cluster_attention_trains_and_predicts(store, tmp_path):

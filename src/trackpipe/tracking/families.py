@@ -10,8 +10,8 @@
 
 Families: classification (EncCla, JM: argmax class per hit, nothing to select), regression (EncReg:
 HDBSCAN on the predicted parameters, its grid chosen on the TrackML score), embedding (contrastive:
-track formation from the embeddings, its similarity threshold chosen on validation events). EncDec
-and the U-Net run their own whole inference (`ModelSpec.predict`) instead.
+track formation from the embeddings, its similarity threshold chosen on the DM efficiency at pT > 0.9 GeV).
+EncDec and the U-Net run their own whole inference (`ModelSpec.predict`) instead.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 
 from ..train.data import EventArrays, collate
 from .assign import tracks_from_classes, tracks_from_regression
-from .embedding import TRACK_FORMATION, select_threshold, tracking_params, tracks_from_embedding
+from .embedding import OBJECTIVE, TRACK_FORMATION, select_threshold, tracking_params, tracks_from_embedding
 from .selection import select_hdbscan
 
 log = logging.getLogger(__name__)
@@ -70,19 +70,22 @@ def regression_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
 
 
 def embedding_select(model, cfg: dict, prep, val_data: EventArrays, device, amp) -> dict:
-    """Track formation's similarity threshold, chosen on the validation events
-    (`tracking.embedding.select_threshold`)."""
+    """Track formation's similarity threshold, chosen on the DM efficiency at pT > 0.9 GeV pooled over the
+    validation events (`tracking.embedding.select_threshold`); every candidate's metrics go into ``grid``."""
     tracking = cfg["tracking"]
     params = tracking_params(tracking)
 
     def embedded(i, batch, out):
-        ev = val_data.event(i)
-        return out["embedding"][0].float(), val_data.blocks[i], ev["particle_id"], ev["weight"]
+        return val_data.event_ids[i], out["embedding"][0].float(), val_data.blocks[i], val_data.event(i)
 
     events = validation_outputs(model, val_data, tracking["selection_events"], device, amp, embedded)
     threshold, rows = select_threshold(events, params, tracking["thresholds"])
-    log.info("track formation on %d validation events: threshold %s (%s)", len(events), threshold, rows)
-    return {**params, "threshold": threshold, "grid": rows, "selection_events": len(events)}
+    if not rows[0]["n_selected_particles"]:
+        log.warning("no particle with pT > 0.9 GeV on >= 3 layers in %d validation event(s): the track-formation "
+                    "threshold is chosen on the TrackML score alone", len(events))
+    log.info("track formation on %d validation events: threshold %s (%s: %s)", len(events), threshold, OBJECTIVE,
+             [(r["threshold"], r["dm_efficiency"], r["trackml_score"]) for r in rows])
+    return {**params, "threshold": threshold, "objective": OBJECTIVE, "grid": rows, "selection_events": len(events)}
 
 
 def embedding_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Locality clusters for training and inference: block tables per event, per batch, and per-hit pT.
+"""Locality clusters for training and inference: block tables per event, per batch, per-hit pT (and, for
+validation, the truth that threshold selection scores DM efficiency with).
 
 A model uses locality clusters when its ``architecture.attention_options`` holds a ``locality`` section
 (or its backend is ``cluster-blocked``, which then takes the defaults below)::
@@ -78,10 +79,24 @@ def attach_locality(data, hits: pd.DataFrame, particles: pd.DataFrame | None, se
         data.fields["pt"] = hit_pt(hits, particles)
 
 
+def selection_truth(store, hits: pd.DataFrame, particles: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-hit fields, in the order of `hits`, that the DM efficiency of track formation's selection
+    (`tracking.embedding.select_threshold`) needs beside ``pt``: the particle's ``pz`` (0 for noise; with
+    pt it gives eta) and the hit's ``volume_id`` and ``layer_id`` (reconstructable = hits on >= 3 layers),
+    which the training tables do not read."""
+    layers = store.hits(columns=["event_id", "hit_id", "volume_id", "layer_id"])
+    joined = hits[["event_id", "hit_id"]].merge(layers, on=["event_id", "hit_id"], how="left", validate="one_to_one")
+    pz = hits[["event_id", "particle_id"]].merge(particles[["event_id", "particle_id", "pz"]],
+                                                 on=["event_id", "particle_id"], how="left", validate="many_to_one")
+    return {"pz": pz["pz"].fillna(0.0).to_numpy(np.float32),
+            "volume_id": joined["volume_id"].to_numpy(np.int32), "layer_id": joined["layer_id"].to_numpy(np.int32)}
+
+
 def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False,
                 raw: bool = False, copies: dict | None = None, seed: int = 0):
     """EventArrays of the chosen events of `store`, with locality tables and pT when `settings` is given;
-    ``chunk=True`` (training split) applies ``train_chunk_hits``; ``raw`` keeps augmentation's fields.
+    ``chunk=True`` (training split) applies ``train_chunk_hits``, ``chunk=False`` (validation) adds the
+    fields of `selection_truth`; ``raw`` keeps augmentation's fields.
 
     copies: a resolved ``training.augment`` section whose ``copies`` transformed copies of every event
     (`train.augment.transformed_copy`, drawn from (seed, copy)) follow the original events, each copy's
@@ -104,6 +119,8 @@ def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *
             attach_locality(data, h, p, settings, cache)
             if chunk and int(settings["train_chunk_hits"]) > 0:
                 data = chunk_by_clusters(data, int(settings["train_chunk_hits"]))
+            elif not chunk:
+                data.fields.update(selection_truth(store, h, p))
         parts.append(data)
     return parts[0] if len(parts) == 1 else EventArrays.concat(parts)
 
