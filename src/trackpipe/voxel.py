@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.interpolate import make_interp_spline
 
+from .tracking.teacher import teacher_tracks
+
 
 def interpolate_tracks(xyz: np.ndarray, particle_id: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray]:
     """(extra points (M, 3), index of the hit whose particle each point belongs to (M,))."""
-    from .models.encdec import teacher_tracks
-
     if n_points <= 0:
         return np.zeros((0, 3)), np.zeros(0, np.int64)
     _, seq, lengths = teacher_tracks(np.zeros(len(xyz), np.int64), np.asarray(particle_id),

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from trackpipe.models.encdec import EncDec, InducedSetAttention, teacher_tracks
+from trackpipe.models.encdec import EncDec, InducedSetAttention
+from trackpipe.tracking.teacher import teacher_tracks
 from trackpipe.tracking.encdec_decode import _claim, decode_event
 from trackpipe.tracking.seeding import geometric_seeds, truth_seeds
 

@@ -8,7 +8,7 @@ import pytest
 
 from trackpipe.errors import ConfigError, DataError
 from trackpipe.targets import Preprocessing, detect_kind, fit_edges, fit_preprocessing, hit_parameters
-from trackpipe.train.toydata import linear_events
+from train_helpers import linear_events  # tests/train (every test folder is on sys.path)
 
 
 def test_quantile_edges_balance_the_bins():
@@ -25,8 +25,8 @@ def test_discrete_parameter_gets_one_bin_per_value():
     assert np.searchsorted(edges, [-1.0, 1.0], side="right").tolist() == [0, 1]
 
 
-def _tables(n=30, seed=0, noise=3):
-    events = list(linear_events(n, seed=seed, min_tracks=5, max_tracks=10, noise_hits=noise))
+def _tables(n=30, seed=0, noise=0.05):
+    events = list(linear_events(n, seed=seed, tracks=(5, 10), noise_fraction=noise))
     hits = pd.concat([e.hits for e in events], ignore_index=True)
     parts = pd.concat([e.particles for e in events], ignore_index=True)
     return hits, parts
@@ -84,10 +84,9 @@ def test_trackml_parameters():
 
 
 def test_one_bin_count_for_every_parameter():
-    from trackpipe.train.toydata import linear_events
     from trackpipe.targets import PARAMETER_SETS, fit_preprocessing
 
-    events = list(linear_events(6, seed=2, min_tracks=20, max_tracks=30))
+    events = list(linear_events(6, seed=2, tracks=(20, 30)))
     import pandas as pd
 
     hits = pd.concat([e.hits for e in events], ignore_index=True)

@@ -7,15 +7,14 @@ import torch
 import torch.multiprocessing as mp
 
 from trackpipe.io.store import write_store
-from trackpipe.train.toydata import linear_events
 
-from train_helpers import ddp_worker, free_port
+from train_helpers import ddp_worker, free_port, linear_events
 
 
 @pytest.mark.slow
 def test_ddp_gloo_two_ranks(tmp_path):
     store = tmp_path / "store"
-    write_store(store, linear_events(18, seed=9, min_tracks=3, max_tracks=6))
+    write_store(store, linear_events(18, seed=9, tracks=(3, 6)))
     out = tmp_path / "ddp"
     mp.spawn(ddp_worker, args=(2, free_port(), str(store), str(out)), nprocs=2, join=True)
     for name in ("config.json", "checkpoint.pt", "preprocessing.json", "history.csv", "train.log"):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from train_helpers import TINY, assert_same_weights, weights  # noqa: F401  (shared with test_predict, test_ddp)
+from train_helpers import TINY, assert_same_weights, linear_events, weights  # noqa: F401  (shared with test_predict, test_ddp)
 
 from trackpipe.errors import ConfigError
 from trackpipe.io.store import EventStore, write_store
@@ -17,14 +17,13 @@ from trackpipe.targets import Preprocessing, fit_preprocessing
 from trackpipe.train.data import batch_plan, load_tables
 from trackpipe.train.loop import CHECKPOINT, split_events, train
 from trackpipe.train.schedule import LRSchedule
-from trackpipe.train.toydata import linear_events
 
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("toy") / "store"
-    write_store(path, linear_events(14, seed=3, min_tracks=3, max_tracks=8, noise_hits=2, smear=0.05))
+    write_store(path, linear_events(14, seed=3, tracks=(3, 8), noise_fraction=0.05, smear=0.05))
     return path
 
 

@@ -11,16 +11,15 @@ from trackpipe.io.store import EventStore, write_store
 from trackpipe.io.submission import read_submission
 from trackpipe.predict import predict
 from trackpipe.schema import TIMING
-from trackpipe.train.toydata import linear_events
 
-from train_helpers import TINY
+from train_helpers import TINY, linear_events
 
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     root = tmp_path_factory.mktemp("pred")
-    write_store(root / "train", linear_events(12, seed=5, min_tracks=3, max_tracks=6, noise_hits=2))
-    write_store(root / "test", linear_events(4, seed=6, min_tracks=3, max_tracks=6, noise_hits=2, first_id=50))
+    write_store(root / "train", linear_events(12, seed=5, tracks=(3, 6), noise_fraction=0.05))
+    write_store(root / "test", linear_events(4, seed=6, tracks=(3, 6), noise_fraction=0.05, first_id=50))
     return root
 
 

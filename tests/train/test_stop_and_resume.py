@@ -9,20 +9,19 @@ import signal
 import pytest
 import torch
 
-from train_helpers import TINY, assert_same_weights, weights
+from train_helpers import TINY, assert_same_weights, linear_events, weights
 
 from trackpipe.errors import ConfigError, TrainingIncomplete
 from trackpipe.io.store import write_store
 from trackpipe.pipeline import train_for_workflow
 from trackpipe.train.loop import CHECKPOINT, read_status, train
-from trackpipe.train.toydata import linear_events
 
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
-    write_store(root / "train", linear_events(12, seed=3, min_tracks=3, max_tracks=8, noise_hits=2, smear=0.05))
-    write_store(root / "val", linear_events(4, seed=4, min_tracks=3, max_tracks=8, noise_hits=2, smear=0.05))
+    write_store(root / "train", linear_events(12, seed=3, tracks=(3, 8), noise_fraction=0.05, smear=0.05))
+    write_store(root / "val", linear_events(4, seed=4, tracks=(3, 8), noise_fraction=0.05, smear=0.05))
     return root / "train", root / "val"
 
 

@@ -15,6 +15,26 @@ TINY = {
 }
 
 
+# Small REDVID linear events (trackpipe.sim.redvid) for the training tests: nine barrel shells at r = 10..90 mm,
+# |z| <= 100 mm, no disks, straight tracks from the origin with |eta| <= asinh(1) (|z| <= r), so every track
+# crosses all nine shells; a few dozen hits per event.
+SMALL_BARREL = {"barrel": {"radii": [10.0 * i for i in range(1, 10)], "half_length": 100.0},
+                "short_strip": {"present": False}, "long_strip": {"present": False}}
+
+
+def linear_events(n: int, *, seed: int, tracks=(3, 8), noise_fraction: float = 0.0, smear: float = 0.0,
+                  first_id: int = 0) -> list:
+    """`n` events (event ids first_id, first_id + 1, ...) with a uniform number of tracks in `tracks`,
+    Gaussian smearing `smear` mm across and along each shell, and noise hits (Poisson, that fraction of
+    the track hits)."""
+    from trackpipe.sim.redvid import simulate_redvid
+
+    config = {"detector": SMALL_BARREL, "track_types": ["linear"], "n_tracks": list(tracks),
+              "eta": [-0.8813, 0.8813], "smear_rphi": smear, "smear_long": smear, "noise_fraction": noise_fraction,
+              "batch_events": 64}
+    return list(simulate_redvid(config, range(first_id, first_id + n), seed))
+
+
 def weights(model_dir, key="model"):
     """A tensor dict of a model directory's checkpoint (`model`, `best_model`, ...)."""
     from trackpipe.train.loop import CHECKPOINT

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..tracking.encdec_decode import TRACKING, reconstruct_event
+from ..tracking.teacher import SEED_HITS, teacher_tracks
 from .backbone import Encoder
-
-SEED_HITS = 3
 
 
 class InducedSetAttention(nn.Module):
@@ -140,32 +140,6 @@ class TrackDecoder(nn.Module):
         for layer in self.layers:
             x = layer(x, memory, memory_valid, track_event, causal)
         return self.norm(x)
-
-
-def teacher_tracks(event_index: np.ndarray, particle_id: np.ndarray, distance: np.ndarray, max_length: int,
-                   min_length: int = SEED_HITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hits of every true track ordered by distance from the origin (vectorised over all tracks).
-
-    Inputs are flat per-hit arrays (position in them = hit index); noise (particle 0) is skipped.
-    Returns (track's event index (T,), hit indices (T, L) padded with -1, track lengths (T,)); tracks
-    shorter than `min_length` are dropped, longer ones truncated to `max_length`.
-    """
-    hits = np.flatnonzero(particle_id != 0)
-    order = hits[np.lexsort((distance[hits], particle_id[hits], event_index[hits]))]
-    ev, pid = event_index[order], particle_id[order]
-    new = np.r_[True, (ev[1:] != ev[:-1]) | (pid[1:] != pid[:-1])]
-    group = np.cumsum(new) - 1
-    starts = np.flatnonzero(new)
-    pos = np.arange(len(order)) - starts[group]
-    sizes = np.diff(np.r_[starts, len(order)])
-    keep_group = sizes >= min_length
-    keep = keep_group[group] & (pos < max_length)
-    renum = np.cumsum(keep_group) - 1
-    T = int(keep_group.sum())
-    lengths = np.minimum(sizes[keep_group], max_length)
-    seq = np.full((T, int(lengths.max()) if T else 0), -1, np.int64)
-    seq[renum[group[keep]], pos[keep]] = order[keep]
-    return ev[starts][keep_group], seq, lengths
 
 
 class EncDec(nn.Module):
@@ -279,13 +253,12 @@ TARGETS = {}
 TRAINING = {"epochs": 40, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "early_stopping": 8}
 
 
-TRACKING = {"seeds": "geometric", "snap_distance": 60.0, "stop_threshold": 0.5, "k_candidates": 8, "seeding": {}}
+# TRACKING (the decoder's defaults: seeds, snapping, stopping) is defined beside the decoding, in
+# tracking.encdec_decode.
 
 
 def predict_event(model, cfg: dict, prep, event, device) -> tuple[np.ndarray, float, float]:
     """(track id per hit, model seconds, host CPU seconds) of one event: seeds + batched decoding."""
-    from ..tracking.encdec_decode import reconstruct_event
-
     tracks, _, info = reconstruct_event(model, event.hits, cfg["tracking"], device=device)
     return tracks, info["device_s"], info["host_cpu_s"]
 

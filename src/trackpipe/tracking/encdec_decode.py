@@ -18,10 +18,17 @@ import pandas as pd
 import torch
 from scipy.spatial import cKDTree
 
-# The config section `tracking` of encdec (defaults in models.encdec.TRACKING):
+from ..errors import ConfigError
+from ..metrics import fit_accuracy, trackml_score
+from .assign import singletons_for
+from .seeding import geometric_seeds, truth_seeds
+from .teacher import SEED_HITS, teacher_tracks
+
+# The config section `tracking` of encdec (models.encdec.TRACKING is this dict):
 #   seeds: geometric (no truth) | truth (paper protocol: first three true hits)
 #   snap_distance: mm; no unused hit this close to the prediction ends the track
 #   stop_threshold, k_candidates; seeding: overrides of tracking.seeding.SEEDING
+TRACKING = {"seeds": "geometric", "snap_distance": 60.0, "stop_threshold": 0.5, "k_candidates": 8, "seeding": {}}
 
 
 def _claim(cand: np.ndarray, dist: np.ndarray, used: np.ndarray) -> np.ndarray:
@@ -103,9 +110,6 @@ def decode_event(model, xyz: np.ndarray, seeds: np.ndarray, *, snap_distance: fl
 
 
 def event_seeds(hits: pd.DataFrame, mode: str, seeding: dict | None = None) -> np.ndarray:
-    from ..errors import ConfigError
-    from .seeding import geometric_seeds, truth_seeds
-
     xyz = hits[["x", "y", "z"]].to_numpy(np.float64)
     if mode == "truth":
         return truth_seeds(hits.particle_id.to_numpy(np.int64), xyz)
@@ -117,10 +121,6 @@ def event_seeds(hits: pd.DataFrame, mode: str, seeding: dict | None = None) -> n
 
 def reconstruct_event(model, hits: pd.DataFrame, tracking: dict, device=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """(track id per hit, seed hit indices (S, 3), timing) with unassigned hits as singletons."""
-    from .assign import singletons_for
-
-    from ..models.encdec import TRACKING
-
     c0 = time.process_time()
     t = {**TRACKING, **tracking}
     seeds = event_seeds(hits, t["seeds"], t["seeding"])
@@ -135,8 +135,6 @@ def reconstruct_event(model, hits: pd.DataFrame, tracking: dict, device=None) ->
 def next_hit_accuracy(model, hits: pd.DataFrame, margin: float = 0.05, device=None) -> tuple[int, int]:
     """(correct, total) next-hit predictions with teacher forcing on the event's true tracks: a
     prediction p of the true next hit t is correct iff |p - t| <= margin |t| (mm, from the origin)."""
-    from ..models.encdec import SEED_HITS, teacher_tracks
-
     device = device or next(model.parameters()).device
     xyz = np.array(hits[["x", "y", "z"]].to_numpy(np.float32))
     _, seq, lengths = teacher_tracks(np.zeros(len(xyz), np.int64), hits.particle_id.to_numpy(np.int64),
@@ -160,8 +158,6 @@ def next_hit_accuracy(model, hits: pd.DataFrame, margin: float = 0.05, device=No
 def seed_excluded_scores(hits: pd.DataFrame, track_ids: np.ndarray, seeds: np.ndarray) -> dict:
     """Paper protocol: TrackML score and FitAccuracy of one event with the seed hits left out of both
     the truth and the submission (they were given, not reconstructed)."""
-    from ..metrics import fit_accuracy, trackml_score
-
     keep = np.ones(len(hits), bool)
     keep[np.asarray(seeds, np.int64).ravel()] = False
     truth = hits.loc[keep, ["event_id", "hit_id", "particle_id", "weight"]]

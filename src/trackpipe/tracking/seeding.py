@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .teacher import SEED_HITS, teacher_tracks
+
 SEEDING = {
     "max_gap": 400.0,
     "max_dphi": 0.6,
@@ -24,13 +26,10 @@ SEEDING = {
     "curvature_tolerance": 3e-4,
     "curvature_relative": 0.5,
 }
-SEED_HITS = 3
 
 
 def truth_seeds(particle_id: np.ndarray, xyz: np.ndarray) -> np.ndarray:
     """(S, 3) hit indices: the three hits closest to the origin of every particle with >= 3 hits."""
-    from ..models.encdec import teacher_tracks
-
     _, seq, _ = teacher_tracks(np.zeros(len(particle_id), np.int64), np.asarray(particle_id),
                                np.linalg.norm(xyz, axis=1), SEED_HITS)
     return seq

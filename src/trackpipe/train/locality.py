@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from .data import EventArrays, load_tables
 
 LOCALITY_DEFAULTS = {"algorithm": "grid_window", "clustering": {}, "projection": {}, "blocks": {},
                      "train_chunk_hits": 0}
@@ -105,7 +106,6 @@ def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *
     from pathlib import Path
 
     from .augment import transformed_copy
-    from .data import EventArrays, load_tables
 
     hits, particles = load_tables(store, event_ids)
     variants = [(hits, particles, cache_dir)]
@@ -173,7 +173,6 @@ def chunk_by_clusters(data, max_hits: int, seed: int = 0):
     a region are an approximation, made only where a region exceeds ``max_hits``.
     """
     from ..locality.blocks import build_blocks
-    from .data import EventArrays
 
     rng = np.random.default_rng(seed)
     rows, ids, blocks, interior = [], [], [], []
