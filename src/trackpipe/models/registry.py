@@ -71,6 +71,9 @@ TRACKING = {
     "min_cluster_size": [3, 4, 5],
     "min_samples": [1, 2, 3],
     "selection_events": 50,     # validation events used to choose the parameters
+    # Classifiers: call a hit noise only when P(noise) reaches this probability, else take its most probable
+    # track class; null = plain argmax over all classes (the papers'). Chosen on validation like HDBSCAN's grid.
+    "noise_probability": [None, 0.5, 0.8],
 }
 JOINT = {"reg_layers": 3, "cla_layers": 3, "n_latent": 4, "alpha": 1.0, "beta": 0.3}
 
@@ -179,7 +182,8 @@ def _family_hook(name: str) -> Callable:
     return hook
 
 
-CLASSIFICATION_HOOKS = {"to_tracks": _family_hook("classification_tracks")}
+CLASSIFICATION_HOOKS = {"select": _family_hook("classification_select"),
+                        "to_tracks": _family_hook("classification_tracks")}
 REGRESSION_HOOKS = {"select": _family_hook("regression_select"), "to_tracks": _family_hook("regression_tracks")}
 EMBEDDING_HOOKS = {"select": _family_hook("embedding_select"), "to_tracks": _family_hook("embedding_tracks")}
 

@@ -19,6 +19,24 @@ def singletons_for(noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def classes_with_noise_rule(logits: np.ndarray, noise_class: int, noise_probability: float | None) -> np.ndarray:
+    """Predicted class per hit from (hits, classes) logits whose last class is noise.
+
+    noise_probability None: argmax over all classes. Otherwise a hit is noise only when its noise
+    probability reaches `noise_probability`, and else its most probable track class: with thousands of
+    track classes sharing the rest of the probability, plain argmax calls a hit noise at P(noise) = 0.1
+    when no single track class reaches 0.1, which splits tracks into singletons.
+    """
+    logits = np.asarray(logits, np.float64)
+    if noise_probability is None:
+        return logits.argmax(-1)
+    shifted = logits - logits.max(-1, keepdims=True)
+    p_noise = np.exp(shifted[:, noise_class]) / np.exp(shifted).sum(-1)
+    track = np.delete(logits, noise_class, axis=1).argmax(-1)
+    track = track + (track >= noise_class)  # back to class ids (noise is the last class: no shift)
+    return np.where(p_noise >= float(noise_probability), noise_class, track)
+
+
 def tracks_from_classes(classes: np.ndarray, noise_class: int) -> np.ndarray:
     """Track id per hit = its predicted class; predicted-noise hits become singletons."""
     classes = np.asarray(classes, np.int64)

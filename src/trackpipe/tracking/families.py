@@ -8,7 +8,7 @@
   as `predict` runs it) and the input batch it came from (the locality block tables ride in
   ``batch["mask"].extra``) become disjoint track ids, with the parameters `select` chose.
 
-Families: classification (EncCla, JM: argmax class per hit, nothing to select), regression (EncReg:
+Families: classification (EncCla, JM: class per hit, the noise rule chosen on the TrackML score), regression (EncReg:
 HDBSCAN on the predicted parameters, its grid chosen on the TrackML score), embedding (contrastive:
 track formation from the embeddings, its similarity threshold chosen on the DM efficiency at pT > 0.9 GeV).
 EncDec and the U-Net run their own whole inference (`ModelSpec.predict`) instead.
@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..train.data import EventArrays, collate
-from .assign import tracks_from_classes, tracks_from_regression
+from ..metrics.score import trackml_score_of_labels as trackml_score
+from .assign import classes_with_noise_rule, tracks_from_classes, tracks_from_regression
 from .embedding import OBJECTIVE, TRACK_FORMATION, select_threshold, tracking_params, tracks_from_embedding
 from .selection import select_hdbscan
 
@@ -42,9 +43,33 @@ def validation_outputs(model, val_data: EventArrays, n_events, device: torch.dev
     return kept
 
 
+def classification_select(model, cfg: dict, prep, val_data: EventArrays, device, amp) -> dict:
+    """The noise rule (`tracking.noise_probability` candidates, `assign.classes_with_noise_rule`) with the
+    best mean TrackML score over the validation events; ties -> the earlier candidate."""
+    tracking = cfg["tracking"]
+
+    def logits(i, batch, out):
+        ev = val_data.event(i)
+        return out["logits"][0].float().cpu().numpy(), ev["particle_id"], ev["weight"]
+
+    events = validation_outputs(model, val_data, tracking["selection_events"], device, amp, logits)
+    rows = []
+    for p in tracking["noise_probability"]:
+        scores = [trackml_score(pid, w, tracks_from_classes(classes_with_noise_rule(z, prep.noise_class, p),
+                                                            prep.noise_class)) for z, pid, w in events]
+        rows.append({"noise_probability": p, "val_score": float(np.mean(scores))})
+    best = max(rows, key=lambda r: r["val_score"])
+    log.info("noise rule on %d validation events: %s (%s)", len(events), best["noise_probability"], rows)
+    return {"noise_probability": best["noise_probability"], "val_score": best["val_score"], "grid": rows,
+            "selection_events": len(events)}
+
+
 def classification_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
-    """Track id = the argmax class of each hit; predicted-noise hits become singletons."""
-    return tracks_from_classes(outputs["logits"][0].argmax(-1).cpu().numpy(), prep.noise_class)
+    """Track id = each hit's class under the selected noise rule (argmax for models trained before the
+    rule existed); predicted-noise hits become singletons."""
+    classes = classes_with_noise_rule(outputs["logits"][0].float().cpu().numpy(), prep.noise_class,
+                                      prep.clustering.get("noise_probability"))
+    return tracks_from_classes(classes, prep.noise_class)
 
 
 def regression_select(model, cfg: dict, prep, val_data: EventArrays, device, amp) -> dict:
