@@ -227,7 +227,10 @@ def _contrastive_defaults() -> dict:
     d = _defaults(architecture={"n_layers": 4, "dropout": 0.0, "attention": "cluster-blocked",
                                 "attention_options": {"on_cuda": "flex",
                                                       "locality": {**LOCALITY_DEFAULTS, "train_chunk_hits": 1024}}},
-                  training={"batch_size": 1, "epochs": 20, "early_stopping": 0, "warmup_epochs": 0.0},
+                  # CPU recipe: a handful of full events, each with 7 rotated / mirrored copies (exact symmetries
+                  # of the detector, train.augment); config/paper.yaml switches the copies off for its 8 658 events
+                  training={"batch_size": 1, "epochs": 20, "early_stopping": 0, "warmup_epochs": 0.0,
+                            "augment": {"phi_rotation": True, "z_reflection": True, "copies": 7}},
                   targets={"inputs": ["x", "y", "z", "r", "phi"]})
     d["tracking"] = {**TRACK_FORMATION, **SELECTION}
     d["contrastive"] = dict(CONTRASTIVE)
