@@ -177,4 +177,4 @@ def test_locality_models_train_on_transformed_copies(tmp_path):
     assert "augmentation: phi_rotation True, z_reflection True, copies 2" in log
     with pytest.raises(ConfigError, match="copies"):
         train("contrastive", store, tmp_path / "n", epochs=1, seed=0,
-              config={**TINY_CONTRASTIVE, "training": {**TINY_CONTRASTIVE["training"], "augment": BOTH}})
+              config={**TINY_CONTRASTIVE, "training": {**TINY_CONTRASTIVE["training"], "augment": {**BOTH, "copies": 0}}})

@@ -44,12 +44,12 @@ def test_cosine_follows_the_budget_fraction_not_the_steps():
 def test_decay_starts_where_the_warm_up_ended_and_survives_a_checkpoint():
     used = {"f": 0.0}
     s = _schedule(lambda: used["f"], warmup_steps=2)
-    used["f"] = 0.1
+    used["f"] = 0.01
     s.step_batch()
     assert s.lr() < 1.0  # still warming up (linear from 0.1)
-    used["f"] = 0.2
-    s.step_batch()  # warm-up ends here: the decay spans the remaining 0.8 of the budget
-    used["f"] = 0.6
+    used["f"] = 0.02
+    s.step_batch()  # warm-up ends here (2 steps): the decay spans the remaining 0.98 of the budget
+    used["f"] = 0.02 + 0.98 * 0.5
     assert s.lr() == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     restored = _schedule(lambda: used["f"], warmup_steps=2)
     restored.load_state_dict(s.state_dict())
@@ -84,3 +84,18 @@ def test_a_stopped_budget_run_resumes_with_what_is_left(store, tmp_path):
     # resuming with a budget already smaller than what was used: one batch, then the run is complete
     done = train("enccla", store, out, config=TINY, epochs=1, max_minutes=used / 60 / 2, seed=0)
     assert done.status == "completed" and done.epochs_done == 1
+
+
+def test_warm_up_takes_at_most_a_twentieth_of_the_budget():
+    from trackpipe.train.schedule import WARMUP_BUDGET_CAP
+
+    used = {"f": 0.0}
+    s = _schedule(lambda: used["f"], warmup_steps=10**6)  # warm-up asked for more steps than the budget allows
+    used["f"] = WARMUP_BUDGET_CAP / 2
+    s.step_batch()
+    assert s.lr() == pytest.approx(0.1 + 0.9 * 0.5)  # ramps with the budget fraction (start factor 0.1)
+    used["f"] = WARMUP_BUDGET_CAP
+    s.step_batch()  # the cap ends the warm-up: the decay spans the rest of the budget
+    assert s.warmup_end_progress == pytest.approx(WARMUP_BUDGET_CAP) and s.lr() == pytest.approx(1.0)
+    used["f"] = 1.0
+    assert s.lr() == pytest.approx(0.01)

@@ -16,6 +16,9 @@ import math
 from ..errors import ConfigError
 
 SCHEDULES = ("cosine", "plateau", "constant")
+# With a time budget the warm-up also ends once this fraction of the budget is used: warmup_epochs is in
+# epochs, and a budget that allows only a few epochs must not spend them all warming up.
+WARMUP_BUDGET_CAP = 0.05
 
 
 class LRSchedule:
@@ -37,10 +40,19 @@ class LRSchedule:
         self.warmup_end_progress = None  # budget fraction at the end of warm-up (time-based decay only)
         self._apply()
 
+    def _warming_up(self) -> bool:
+        if self.progress is not None:
+            return self.warmup_end_progress is None and self.step_count < self.warmup_steps and \
+                self.progress() < WARMUP_BUDGET_CAP
+        return self.step_count < self.warmup_steps
+
     def lr(self) -> float:
         s = self.step_count
-        if s < self.warmup_steps:
-            return self.base_lr * (self.start_factor + (1 - self.start_factor) * s / self.warmup_steps)
+        if self._warming_up():
+            done = s / self.warmup_steps
+            if self.progress is not None:
+                done = max(done, self.progress() / WARMUP_BUDGET_CAP)
+            return self.base_lr * (self.start_factor + (1 - self.start_factor) * min(1.0, done))
         if self.schedule == "cosine":
             if self.progress is not None:
                 start = self.warmup_end_progress or 0.0
@@ -58,7 +70,7 @@ class LRSchedule:
 
     def step_batch(self) -> None:
         self.step_count += 1
-        if self.progress is not None and self.warmup_end_progress is None and self.step_count >= self.warmup_steps:
+        if self.progress is not None and self.warmup_end_progress is None and not self._warming_up():
             self.warmup_end_progress = float(self.progress())
         self._apply()
 
