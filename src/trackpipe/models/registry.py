@@ -73,7 +73,7 @@ TRACKING = {
     "selection_events": 50,     # validation events used to choose the parameters
     # Classifiers: call a hit noise only when P(noise) reaches this probability, else take its most probable
     # track class; null = plain argmax over all classes (the papers'). Chosen on validation like HDBSCAN's grid.
-    "noise_probability": [None, 0.5, 0.8],
+    "noise_probability": [None, 0.2, 0.35, 0.5, 0.8],
 }
 JOINT = {"reg_layers": 3, "cla_layers": 3, "n_latent": 4, "alpha": 1.0, "beta": 0.3}
 
