@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Encoder
+from .linear_ce import linear_cross_entropy
 
 
 def factor_marginal_loss(logits: torch.Tensor, target: torch.Tensor, bins: list[int],
@@ -50,7 +51,13 @@ def factor_marginal_loss(logits: torch.Tensor, target: torch.Tensor, bins: list[
 
 class ClassificationHead(nn.Module):
     """Joint classes over the parameter bins (`bins`: bins per class parameter; the last class is noise).
-    factor_loss > 0 adds that weight times `factor_marginal_loss` to the joint cross-entropy."""
+    factor_loss > 0 adds that weight times `factor_marginal_loss` to the joint cross-entropy.
+
+    In a training step (training mode, gradients on) the forward returns the hidden states
+    (``cla_hidden``) instead of logits and `loss` projects only the real hits: with 5 401 classes the
+    padded logits and their passes through memory cost as much as the projection itself. Without the
+    factor loss, in fp32, the projection is fused with the cross-entropy (`linear_ce`: the logits never
+    exist). Evaluation and inference get ``logits`` as always."""
 
     task = "classification"
 
@@ -63,12 +70,22 @@ class ClassificationHead(nn.Module):
             raise ValueError(f"factor_loss needs the bins per parameter of the {n_classes} classes, got {bins}")
 
     def forward(self, h: torch.Tensor) -> dict:
+        if self.training and torch.is_grad_enabled():
+            return {"cla_hidden": h}
         return {"logits": self.proj(h)}
 
     def loss(self, out: dict, batch: dict):
         valid = batch["valid"]
-        logits = out["logits"][valid].float()
         target = batch["cls"][valid]
+        if "logits" in out:
+            logits = out["logits"][valid].float()  # fp32 loss under autocast (.float() is free for fp32)
+        else:
+            h = out["cla_hidden"][valid]  # padding never reaches the output layer
+            if not self.factor_loss and h.dtype == torch.float32 and not torch.is_autocast_enabled(h.device.type):
+                loss, correct = linear_cross_entropy(h, self.proj.weight, self.proj.bias, target)
+                return loss, {"cla_loss_sum": float(loss.detach()) * len(target), "cla_correct": float(correct),
+                              "cla_hits": float(len(target))}
+            logits = self.proj(h).float()
         log_probs = F.log_softmax(logits, dim=-1)
         loss = F.nll_loss(log_probs, target)
         stats = {"cla_loss_sum": float(loss.detach()) * len(target)}
