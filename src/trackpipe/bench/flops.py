@@ -57,3 +57,18 @@ def encoder_arch(encoder) -> tuple[dict, int]:
     arch = {"d_model": encoder.embed.out_features, "n_heads": layer.n_heads, "d_ff": layer.ff[0].out_features,
             "n_layers": len(encoder.layers)}
     return arch, encoder.embed.in_features
+
+
+def model_flops(model, n_hits: int) -> int:
+    """Forward FLOPs of an encoder-family model (``models.heads``) on one event of `n_hits` hits: each of its
+    encoders with its head's projection (EncCla / EncReg: one; JM: the regressor and the classifier, whose
+    input width includes the regressor's outputs)."""
+    from ..models.heads import EncoderModel, JointModel
+
+    if isinstance(model, JointModel):
+        return model_flops(model.regressor, n_hits) + model_flops(model.classifier, n_hits)
+    if not isinstance(model, EncoderModel):
+        raise ConfigError(f"no FLOP count for {type(model).__name__}: only the encoder families (EncoderModel, "
+                          "JointModel)")
+    arch, input_dim = encoder_arch(model.encoder)
+    return encoder_flops(n_hits, arch, input_dim, head_outputs=model.head.proj.out_features)["total"]
