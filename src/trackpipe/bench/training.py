@@ -4,8 +4,9 @@ A step is what ``train.loop.run_batches`` does per batch on the CPU: ``train.dat
 (numpy -> padded torch tensors), forward, the model's own loss, ``zero_grad``, backward, gradient clipping
 and an AdamW step. The events are TrackML-like <mu> = 200 pixel events (``trackpipe.sim.trackml_like``,
 volumes 7-9) reduced to 10-50 tracks with noise in proportion, as the ``trackml-10-50`` dataset is built;
-each source event is reduced ``reductions`` times with different seeds, so a batch of 64 events needs only a
-few simulated sources. Models carry the registry's default architecture (d_model overridden, d_ff = 2 x
+each source event is reduced ``reductions`` times with different seeds, so a pool of hundreds of events needs
+only a few simulated sources. The timed batch is the first one of the training loop's plan for the pool
+(``train.data.batch_plan`` with the default bucketing), so it carries the padding a real batch carries. Models carry the registry's default architecture (d_model overridden, d_ff = 2 x
 d_model as the default's ratio) and fresh weights; the preprocessing (input normalisation, the 5 401 class
 bins) is fitted on the unreduced source events.
 
@@ -36,7 +37,9 @@ TRAINING_DEFAULTS = {
     "d_models": [64, 128],
     "batch_events": [16, 64],
     "sources": 8,            # simulated source events
-    "reductions": 8,         # reduced events per source (sources x reductions >= the largest batch)
+    # reduced events per source: a pool of 512 events, cut into batches by the training loop's bucketing,
+    # pads about as little as a 1 000-event training set does (a pool of one batch would pad far more)
+    "reductions": 64,
     "n_tracks": [10, 50],    # reduce.sample_particles range, as trackml-10-50
     "volumes": [7, 8, 9],
     "repeats": 5,            # timed steps per (model, d_model, batch), after `warmup` steps
@@ -105,20 +108,28 @@ def training_data(cfg: dict):
 
 def build_step(model, data, indices, *, lr: float = 1e-3, grad_clip: float = 1.0):
     """A callable running one training step on the events `indices` of `data` (collate included)."""
+    from torch.profiler import record_function
+
     from ..train.data import collate
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     model.train()
 
     def step():
-        batch = collate(data, indices)
-        out = model(batch)
-        loss, _ = model.loss(out, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        # named regions for torch.profiler (benchmarks/bench_train_step.py --profile); free otherwise
+        with record_function("step:collate"):
+            batch = collate(data, indices)
+        with record_function("step:forward"):
+            out = model(batch)
+        with record_function("step:loss"):
+            loss, _ = model.loss(out, batch)
+        with record_function("step:backward"):
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        with record_function("step:optimizer"):
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
         return float(loss.detach())
 
     return step

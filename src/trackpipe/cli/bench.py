@@ -31,7 +31,7 @@ SWEEP = {"quick": {"n_hits": 2048, "d_models": (64, 256), "repeats": 2, "blocked
          "full": {"n_hits": 4096, "d_models": (64, 128, 256, 512), "repeats": 3, "blocked_max_hits": None}}
 MATMUL_SIZES = {"quick": (512, 1024), "full": (512, 1024, 2048)}
 # bench.training settings per mode (over bench.training.TRAINING_DEFAULTS); quick adds well under 30 s
-TRAINING = {"quick": {"batch_events": [16], "sources": 4, "reductions": 4, "repeats": 3, "warmup": 1},
+TRAINING = {"quick": {"batch_events": [16], "sources": 2, "reductions": 32, "repeats": 3, "warmup": 1},
             "full": {}}
 
 
