@@ -1,5 +1,6 @@
-"""The fused projection + cross-entropy of the classifier's training step against the plain path: same loss,
-same accuracy count, same gradients (up to float rounding), for EncCla and JM on padded batches."""
+"""The classifier's training step (real hits projected alone; fused with the cross-entropy without the factor
+loss) against the plain path: same loss, statistics and gradients (up to float rounding), for EncCla, JM and
+a head with the factor loss, on padded batches."""
 
 from __future__ import annotations
 
@@ -55,14 +56,19 @@ def _loss_and_grads(model, batch, *, fused: bool):
     return loss.detach(), stats, {k: p.grad.clone() for k, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("build", [_classifier, _joint])
+def _factor_classifier():
+    torch.manual_seed(0)
+    return EncoderModel(_encoder(), ClassificationHead(16, N_CLASSES, bins=[3, 4, 3], factor_loss=0.5))
+
+
+@pytest.mark.parametrize("build", [_classifier, _joint, _factor_classifier])
 def test_fused_training_loss_equals_plain_loss_and_gradients(build):
     model = build()
     batch = _batch([13, 5, 9])
     plain_loss, plain_stats, plain_grads = _loss_and_grads(model, batch, fused=False)
     fused_loss, fused_stats, fused_grads = _loss_and_grads(model, batch, fused=True)
     torch.testing.assert_close(fused_loss, plain_loss, rtol=1e-6, atol=1e-7)
-    assert fused_stats["cla_correct"] == plain_stats["cla_correct"] and fused_stats["cla_hits"] == 27
+    assert fused_stats == pytest.approx(plain_stats, rel=1e-5) and fused_stats["cla_hits"] == 27
     assert set(fused_grads) == set(plain_grads)
     for name, g in plain_grads.items():
         assert g.abs().sum() > 0, name  # every parameter takes part (the comparison is not vacuous)
@@ -92,7 +98,16 @@ def test_eval_mode_and_no_grad_still_give_logits():
     batch = _batch([4, 2])
     with torch.no_grad():
         assert model.train()(batch)["logits"].shape == (2, 4, N_CLASSES)
-    assert model.eval()(batch)["logits"].shape == (2, 4, N_CLASSES)
+    evaluated = model.eval()(batch)["logits"]
+    assert evaluated.shape == (2, 4, N_CLASSES)
+    # a training step's outputs still give every hit's logits when read (dropout is 0 here)
+    trained = model.train()(batch)
+    assert "logits" not in trained
+    torch.testing.assert_close(trained["logits"], evaluated)
+    loss, _ = model.loss(trained, batch)  # read logits: the loss takes them, with the same value
+    torch.testing.assert_close(loss, model.loss({"logits": evaluated}, batch)[0])
+    with pytest.raises(KeyError):
+        trained["pred"]
 
 
 def test_autocast_falls_back_to_projected_logits():

@@ -49,13 +49,29 @@ def factor_marginal_loss(logits: torch.Tensor, target: torch.Tensor, bins: list[
     return total / len(bins)
 
 
+class TrainingOutputs(dict):
+    """A classification head's outputs in a training step: the hidden states (``cla_hidden``), with
+    ``logits`` of every hit projected only when someone reads them (then as in evaluation), so that the
+    loss can project the real hits alone while callers that read logits keep working."""
+
+    def __init__(self, hidden: torch.Tensor, proj: nn.Module):
+        super().__init__(cla_hidden=hidden)
+        self._proj = proj
+
+    def __missing__(self, key):
+        if key != "logits":
+            raise KeyError(key)
+        self["logits"] = self._proj(self["cla_hidden"])
+        return self["logits"]
+
+
 class ClassificationHead(nn.Module):
     """Joint classes over the parameter bins (`bins`: bins per class parameter; the last class is noise).
     factor_loss > 0 adds that weight times `factor_marginal_loss` to the joint cross-entropy.
 
     In a training step (training mode, gradients on) the forward returns the hidden states
-    (``cla_hidden``) instead of logits and `loss` projects only the real hits: with 5 401 classes the
-    padded logits and their passes through memory cost as much as the projection itself. Without the
+    (`TrainingOutputs`: logits only on demand) and `loss` projects only the real hits: with 5 401 classes
+    the padded logits and their passes through memory cost as much as the projection itself. Without the
     factor loss, in fp32, the projection is fused with the cross-entropy (`linear_ce`: the logits never
     exist). Evaluation and inference get ``logits`` as always."""
 
@@ -71,7 +87,7 @@ class ClassificationHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> dict:
         if self.training and torch.is_grad_enabled():
-            return {"cla_hidden": h}
+            return TrainingOutputs(h, self.proj)
         return {"logits": self.proj(h)}
 
     def loss(self, out: dict, batch: dict):
