@@ -31,7 +31,7 @@ from .io.atomic import write_csv, write_parquet
 from .io.store import EventStore
 from .io.submission import write_submission
 from .models.attention import AttentionMask
-from .models.registry import MODELS, build_model
+from .models.registry import MODELS, build_model, recorded_config
 from .progress import progress
 from .targets import Preprocessing, hit_parameters
 from .train.locality import blocks_for_event, locality_settings
@@ -47,7 +47,7 @@ def load_model(model_dir, device: torch.device):
     for name in ("config.json", "preprocessing.json", CHECKPOINT):
         if not (model_dir / name).is_file():
             raise DataError(f"model directory lacks {name} (train it with 'trackpipe train')", file=model_dir)
-    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg = recorded_config(json.loads((model_dir / "config.json").read_text()))
     prep = Preprocessing.from_json(json.loads((model_dir / "preprocessing.json").read_text()))
     model = build_model(cfg, prep)
     ckpt = torch.load(model_dir / CHECKPOINT, map_location="cpu", weights_only=False)

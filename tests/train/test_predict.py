@@ -218,3 +218,32 @@ def test_every_registered_family_has_one_way_to_make_tracks():
     for name, spec in MODELS.items():
         assert (spec.predict is None) != (spec.to_tracks is None), name
         assert spec.select is None or spec.to_tracks is not None, name  # selected parameters are used by to_tracks
+
+
+def test_a_model_directory_written_before_newer_config_keys_still_predicts(tmp_path):
+    """config.json of an earlier version lacks keys added since (targets.factor_loss, training.augment,
+    training.budget, tracking.noise_probability): prediction fills them from the defaults."""
+    import json
+    import shutil
+
+    import torch
+
+    from trackpipe.predict import load_model
+    from trackpipe.sim.redvid import simulate_redvid
+    from trackpipe.train.loop import train
+
+    store = write_store(tmp_path / "s", simulate_redvid({"track_types": ["linear"], "n_tracks": [3, 5]}, range(8), 1))
+    out = tmp_path / "m"
+    train("enccla", store, out, config=TINY, epochs=1, seed=0)
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    cfg = json.loads((old / "config.json").read_text())
+    for part, key in (("targets", "factor_loss"), ("training", "augment"), ("training", "budget"),
+                      ("tracking", "noise_probability")):
+        del cfg[part][key]
+    (old / "config.json").write_text(json.dumps(cfg))
+    model, loaded, _ = load_model(old, torch.device("cpu"))
+    assert loaded["targets"]["factor_loss"] == 0.0 and loaded["seed"] == 0
+    new_model, _, _ = load_model(out, torch.device("cpu"))
+    for (k, a), (_, b) in zip(model.state_dict().items(), new_model.state_dict().items()):
+        assert torch.equal(a, b), k

@@ -124,6 +124,18 @@ def resolve_config(name: str, section: dict | None = None) -> dict:
     return {"model": name, **merge_section(MODELS[name].defaults, section, name)}
 
 
+def recorded_config(section: dict) -> dict:
+    """A model directory's config.json (a resolved section plus ``seed``) with the keys added to the
+    registry since it was written filled in from the defaults, so that models trained by an earlier
+    version still load and predict (every added key's default keeps the earlier behaviour at inference)."""
+    section = dict(section)
+    seed = section.pop("seed", None)
+    out = resolve_config(section.get("model", ""), section)
+    if seed is not None:
+        out["seed"] = seed
+    return out
+
+
 def build_model(config: dict, prep: Preprocessing) -> nn.Module:
     """The untrained model of a resolved config section, sized by the fitted preprocessing."""
     return MODELS[config["model"]].build(config, prep)
