@@ -324,9 +324,9 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
     # the others a fresh transformation in every batch.
     static = augment if locality is not None else None
     if static is not None and static["copies"] < 1:
-        raise ConfigError(f"{cfg['model']}: its locality clusters are computed once per event, so augmentation "
-                          "works through transformed copies of the training events: set training.augment.copies "
-                          ">= 1 (or switch phi_rotation and z_reflection off)")
+        log.info("augmentation: off; %s's locality clusters are computed once per event, so it augments through "
+                 "transformed copies of the training events: set training.augment.copies >= 1", cfg["model"])
+        augment = static = None
     train_data = load_arrays(store, prep, train_ids, locality, cache, chunk=True,
                              raw=augment is not None and static is None, copies=static, seed=seed)
     if augment is not None and static is None:
