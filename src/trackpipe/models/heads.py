@@ -11,6 +11,8 @@ aggregate exactly over batches of different sizes).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,8 +32,8 @@ def factor_marginal_loss(logits: torch.Tensor, target: torch.Tensor, bins: list[
     a joint class ~1/5 400), which the joint class's own cross-entropy gives only slowly.
 
     Computed from the joint probabilities (one softmax, shared with the joint loss through `log_probs`,
-    then plain sums over the other axes): a logsumexp per parameter over the (hits x 5 400) logits made
-    a training step three to four times slower.
+    then plain sums over the other axes) rather than a logsumexp per parameter over the (hits x 5 400)
+    logits, which costs several passes over them.
     """
     n, n_classes = logits.shape
     if log_probs is None:
@@ -82,7 +84,7 @@ class ClassificationHead(nn.Module):
         self.proj = nn.Linear(d_model, n_classes)
         self.bins = list(bins) if bins is not None else None
         self.factor_loss = float(factor_loss)
-        if self.factor_loss and (self.bins is None or int(torch.tensor(self.bins).prod()) + 1 != n_classes):
+        if self.factor_loss and (self.bins is None or math.prod(self.bins) + 1 != n_classes):
             raise ValueError(f"factor_loss needs the bins per parameter of the {n_classes} classes, got {bins}")
 
     def forward(self, h: torch.Tensor) -> dict:

@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from ..train.data import EventArrays, collate
-from ..metrics.score import trackml_score_of_labels as trackml_score
 from .assign import classes_with_noise_rule, tracks_from_classes, tracks_from_regression
 from .embedding import OBJECTIVE, TRACK_FORMATION, select_threshold, tracking_params, tracks_from_embedding
-from .selection import select_hdbscan
+from .selection import select_hdbscan, select_noise_rule
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +52,8 @@ def classification_select(model, cfg: dict, prep, val_data: EventArrays, device,
         return out["logits"][0].float().cpu().numpy(), ev["particle_id"], ev["weight"]
 
     events = validation_outputs(model, val_data, tracking["selection_events"], device, amp, logits)
-    rows = []
-    for p in tracking["noise_probability"]:
-        scores = [trackml_score(pid, w, tracks_from_classes(classes_with_noise_rule(z, prep.noise_class, p),
-                                                            prep.noise_class)) for z, pid, w in events]
-        rows.append({"noise_probability": p, "val_score": float(np.mean(scores))})
-    best = max(rows, key=lambda r: r["val_score"])
+    best, rows = select_noise_rule(events, noise_probability=tracking["noise_probability"],
+                                   noise_class=prep.noise_class)
     log.info("noise rule on %d validation events: %s (%s)", len(events), best["noise_probability"], rows)
     return {"noise_probability": best["noise_probability"], "val_score": best["val_score"], "grid": rows,
             "selection_events": len(events)}

@@ -1,5 +1,5 @@
-"""Choosing HDBSCAN parameters on the validation split (never on test): the grid point with the best
-mean TrackML score over the given events."""
+"""Choosing tracking parameters on the validation split (never on test): the grid point with the best
+mean TrackML score over the given events (HDBSCAN's grid for regressors, the noise rule for classifiers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 
-from .assign import tracks_from_regression
+from .assign import classes_with_noise_rule, tracks_from_classes, tracks_from_regression
 from ..metrics.score import trackml_score_of_labels as trackml_score
 
 
@@ -23,5 +23,21 @@ def select_hdbscan(events, *, min_cluster_size, min_samples) -> tuple[dict, list
         scores = [trackml_score(pid, w, tracks_from_regression(pts, min_cluster_size=mcs, min_samples=ms))
                   for pts, pid, w in events]
         rows.append({"min_cluster_size": int(mcs), "min_samples": int(ms), "val_score": float(np.mean(scores))})
+    best = max(rows, key=lambda r: r["val_score"])
+    return best, rows
+
+
+def select_noise_rule(events, *, noise_probability, noise_class: int) -> tuple[dict, list[dict]]:
+    """events: iterable of (logits (hits, classes), particle_id, weight) per validation event.
+
+    Returns the best {"noise_probability", "val_score"} over the candidates (None = argmax; see
+    `assign.classes_with_noise_rule`) and one row per candidate; ties go to the earlier candidate.
+    """
+    events = list(events)
+    rows = []
+    for p in noise_probability:
+        scores = [trackml_score(pid, w, tracks_from_classes(classes_with_noise_rule(z, noise_class, p), noise_class))
+                  for z, pid, w in events]
+        rows.append({"noise_probability": p, "val_score": float(np.mean(scores))})
     best = max(rows, key=lambda r: r["val_score"])
     return best, rows

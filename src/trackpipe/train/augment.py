@@ -77,6 +77,19 @@ def _wrap(angle: np.ndarray, low: float) -> np.ndarray:
     return low + np.mod(angle - low, 2 * np.pi)
 
 
+def rotate_mirror(x, y, z, alpha, flip):
+    """(x, y, z) rotated by alpha about the z axis, then z negated where flip (scalars or per-row arrays)."""
+    c, s = np.cos(alpha), np.sin(alpha)
+    return c * x - s * y, s * x + c * y, np.where(flip, -z, z)
+
+
+def draw_transforms(rng: np.random.Generator, settings: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rotation angle, mirror flag) of `n` events, as switched on in `settings`."""
+    alpha = rng.uniform(0.0, 2 * np.pi, n) if settings["phi_rotation"] else np.zeros(n)
+    flip = rng.random(n) < 0.5 if settings["z_reflection"] else np.zeros(n, bool)
+    return alpha, flip
+
+
 class Augmentation:
     """Transforms one event's raw fields and re-encodes its inputs and targets (see the module doc)."""
 
@@ -94,16 +107,13 @@ class Augmentation:
 
     def transform(self, xyz: np.ndarray, params: np.ndarray, alpha: float, flip: bool):
         """(xyz, params) of the event rotated by alpha about z, then mirrored in z when flip."""
-        xyz, params = xyz.astype(np.float64, copy=True), params.astype(np.float64, copy=True)
+        xyz = np.stack(rotate_mirror(*np.asarray(xyz, np.float64).T, alpha, flip), axis=1)
+        params = params.astype(np.float64, copy=True)
         col = {c: i for i, c in enumerate(self.columns)}
-        if alpha:
-            c, s = np.cos(alpha), np.sin(alpha)
-            xyz[:, 0], xyz[:, 1] = c * xyz[:, 0] - s * xyz[:, 1], s * xyz[:, 0] + c * xyz[:, 1]
-            if self.rule["azimuth"] is not None:
-                a = col[self.rule["azimuth"]]
-                params[:, a] = _wrap(params[:, a] + alpha, self.wrap_low)
+        if alpha and self.rule["azimuth"] is not None:
+            a = col[self.rule["azimuth"]]
+            params[:, a] = _wrap(params[:, a] + alpha, self.wrap_low)
         if flip:
-            xyz[:, 2] = -xyz[:, 2]
             for name in self.rule["pi_minus"]:
                 params[:, col[name]] = np.pi - params[:, col[name]]
             for name in self.rule["negate"]:
@@ -115,9 +125,8 @@ class Augmentation:
         return xyz, params
 
     def __call__(self, event: dict, rng: np.random.Generator) -> dict:
-        alpha = float(rng.uniform(0.0, 2 * np.pi)) if self.settings["phi_rotation"] else 0.0
-        flip = bool(rng.random() < 0.5) if self.settings["z_reflection"] else False
-        xyz, params = self.transform(event[RAW_XYZ], event[RAW_PARAMS], alpha, flip)
+        alpha, flip = draw_transforms(rng, self.settings, 1)
+        xyz, params = self.transform(event[RAW_XYZ], event[RAW_PARAMS], float(alpha[0]), bool(flip[0]))
         hits = pd.DataFrame(xyz, columns=["x", "y", "z"])
         frame = pd.DataFrame(params, columns=self.columns)
         out = dict(event)
@@ -129,27 +138,20 @@ class Augmentation:
         return out
 
 
-def _rotate_mirror(frame: pd.DataFrame, cols: tuple[str, str, str], alpha: np.ndarray, flip: np.ndarray) -> None:
-    """Rotate columns (x, y, z) of `frame` in place by the per-row alpha about z, then negate z where flip."""
-    x, y, z = (frame[c].to_numpy(np.float64) for c in cols)
-    c, s = np.cos(alpha), np.sin(alpha)
-    frame[cols[0]], frame[cols[1]] = c * x - s * y, s * x + c * y
-    frame[cols[2]] = np.where(flip, -z, z)
-
-
 def transformed_copy(hits: pd.DataFrame, particles: pd.DataFrame, settings: dict, rng: np.random.Generator):
     """(hits, particles) with every event rotated by its own random angle and mirrored with probability 1/2
     (as switched on in `settings`); momenta and vertices move with the hits, so pT and the particle ids do
     not change."""
     events = np.unique(hits.event_id.to_numpy(np.int64))
-    alpha = rng.uniform(0.0, 2 * np.pi, len(events)) if settings["phi_rotation"] else np.zeros(len(events))
-    flip = rng.random(len(events)) < 0.5 if settings["z_reflection"] else np.zeros(len(events), bool)
+    alpha, flip = draw_transforms(rng, settings, len(events))
     out = []
     for frame, cols in ((hits, [("x", "y", "z")]), (particles, [("px", "py", "pz"), ("vx", "vy", "vz")])):
         frame = frame.copy()
         pos = np.searchsorted(events, frame.event_id.to_numpy(np.int64))
         for c in cols:
             if all(k in frame.columns for k in c):
-                _rotate_mirror(frame, c, alpha[pos], flip[pos])
+                moved = rotate_mirror(*(frame[k].to_numpy(np.float64) for k in c), alpha[pos], flip[pos])
+                for k, v in zip(c, moved):
+                    frame[k] = v
         out.append(frame)
     return out[0], out[1]

@@ -20,9 +20,10 @@ from ..models.attention import AttentionMask
 from ..targets import Preprocessing
 
 
-def load_tables(store: EventStore, event_ids=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hits and particles of the chosen events, hits grouped by event in `event_ids` order."""
-    hits = store.hits(columns=["event_id", "hit_id", "x", "y", "z", "particle_id", "weight"])
+def load_tables(store: EventStore, event_ids=None, *, extra_columns=()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hits and particles of the chosen events, hits grouped by event in `event_ids` order; `extra_columns`:
+    further hit columns to read in the same pass (e.g. volume_id, layer_id)."""
+    hits = store.hits(columns=["event_id", "hit_id", "x", "y", "z", "particle_id", "weight", *extra_columns])
     particles = store.particles()
     if event_ids is not None:
         order = pd.Series(np.arange(len(event_ids)), index=np.asarray(event_ids, np.int64))

@@ -80,17 +80,18 @@ def attach_locality(data, hits: pd.DataFrame, particles: pd.DataFrame | None, se
         data.fields["pt"] = hit_pt(hits, particles)
 
 
-def selection_truth(store, hits: pd.DataFrame, particles: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-hit fields, in the order of `hits`, that the DM efficiency of track formation's selection
-    (`tracking.embedding.select_threshold`) needs beside ``pt``: the particle's ``pz`` (0 for noise; with
-    pt it gives eta) and the hit's ``volume_id`` and ``layer_id`` (reconstructable = hits on >= 3 layers),
-    which the training tables do not read."""
-    layers = store.hits(columns=["event_id", "hit_id", "volume_id", "layer_id"])
-    joined = hits[["event_id", "hit_id"]].merge(layers, on=["event_id", "hit_id"], how="left", validate="one_to_one")
+SELECTION_HIT_COLUMNS = ("volume_id", "layer_id")  # read for validation events only (`selection_truth`)
+
+
+def selection_truth(hits: pd.DataFrame, particles: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-hit fields, in the order of `hits` (read with `SELECTION_HIT_COLUMNS`), that the DM efficiency of
+    track formation's selection (`tracking.embedding.select_threshold`) needs beside ``pt``: the
+    particle's ``pz`` (0 for noise; with pt it gives eta) and the hit's ``volume_id`` and ``layer_id``
+    (reconstructable = hits on >= 3 layers)."""
     pz = hits[["event_id", "particle_id"]].merge(particles[["event_id", "particle_id", "pz"]],
                                                  on=["event_id", "particle_id"], how="left", validate="many_to_one")
     return {"pz": pz["pz"].fillna(0.0).to_numpy(np.float32),
-            "volume_id": joined["volume_id"].to_numpy(np.int32), "layer_id": joined["layer_id"].to_numpy(np.int32)}
+            "volume_id": hits["volume_id"].to_numpy(np.int32), "layer_id": hits["layer_id"].to_numpy(np.int32)}
 
 
 def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False,
@@ -107,7 +108,8 @@ def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *
 
     from .augment import transformed_copy
 
-    hits, particles = load_tables(store, event_ids)
+    validation = settings is not None and not chunk
+    hits, particles = load_tables(store, event_ids, extra_columns=SELECTION_HIT_COLUMNS if validation else ())
     variants = [(hits, particles, cache_dir)]
     for k in range(1, int(copies["copies"]) + 1 if copies else 1):
         h, p = transformed_copy(hits, particles, copies, np.random.default_rng([seed, k, 8191]))
@@ -119,8 +121,8 @@ def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *
             attach_locality(data, h, p, settings, cache)
             if chunk and int(settings["train_chunk_hits"]) > 0:
                 data = chunk_by_clusters(data, int(settings["train_chunk_hits"]))
-            elif not chunk:
-                data.fields.update(selection_truth(store, h, p))
+            elif validation:
+                data.fields.update(selection_truth(h, p))
         parts.append(data)
     return parts[0] if len(parts) == 1 else EventArrays.concat(parts)
 

@@ -188,8 +188,6 @@ def run_batches(model, loss_fn, data, batches, *, device, amp: tuple[bool, torch
     step = start
     for step in progress(range(start, len(batches)), desc=desc, unit="batch"):
         if collate_fn is not None:
-            if data.augment is not None:
-                raise ConfigError("training.augment needs the standard padded batches; this model builds its own")
             batch = collate_fn(data, batches[step], device, train=train)
         else:
             rng = np.random.default_rng([*augment_key, step]) if train and augment_key is not None else None
@@ -343,6 +341,9 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
              cfg["architecture"].get("attention", "none"))
     loss_fn = model.loss
     collate_fn = getattr(model, "collate", None)
+    if collate_fn is not None and train_data.augment is not None:
+        raise ConfigError(f"{cfg['model']}: training.augment transforms the standard padded batches, and this model "
+                          "builds its own; switch phi_rotation and z_reflection off")
     net = model
     if info.active:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -422,11 +423,10 @@ def _train(cfg, data, val, out_dir, ckpt_path, resume, device, info: DistInfo, m
         state["epoch_seconds"] += time.monotonic() - t0
         if next_step < len(batches):  # interrupted inside the epoch
             reason = halt_reason() or "stopped"
-            budget_spent = budget_run and reason == "time_budget"
-        if next_step < len(batches) and not budget_spent:
-            state.update(step=next_step, epoch_stats=train_stats)
-            return _interrupt(state, checkpoint, halt_reason() or "stopped", cfg, model, prep, val_data, device,
-                              amp, out_dir, info)
+            budget_spent = budget_run and reason == "time_budget"  # then this partial epoch is the last one
+            if not budget_spent:
+                state.update(step=next_step, epoch_stats=train_stats)
+                return _interrupt(state, checkpoint, reason, cfg, model, prep, val_data, device, amp, out_dir, info)
         train_stats = sum_stats(train_stats, info, device)
         net.eval()
         val_stats, _ = run_batches(net, loss_fn, val_data, shard(batch_plan(val_data.lengths, tr["batch_size"],
