@@ -222,7 +222,7 @@ def test_every_registered_family_has_one_way_to_make_tracks():
 
 def test_a_model_directory_written_before_newer_config_keys_still_predicts(tmp_path):
     """config.json of an earlier version lacks keys added since (targets.factor_loss, training.augment,
-    training.budget, tracking.noise_probability): prediction fills them from the defaults."""
+    training.budget, tracking.noise_probability, tracking.prior_iterations): prediction fills them from the defaults."""
     import json
     import shutil
 
@@ -239,7 +239,7 @@ def test_a_model_directory_written_before_newer_config_keys_still_predicts(tmp_p
     shutil.copytree(out, old)
     cfg = json.loads((old / "config.json").read_text())
     for part, key in (("targets", "factor_loss"), ("training", "augment"), ("training", "budget"),
-                      ("tracking", "noise_probability")):
+                      ("tracking", "noise_probability"), ("tracking", "prior_iterations")):
         del cfg[part][key]
     (old / "config.json").write_text(json.dumps(cfg))
     model, loaded, _ = load_model(old, torch.device("cpu"))

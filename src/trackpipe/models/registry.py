@@ -74,6 +74,9 @@ TRACKING = {
     # Classifiers: call a hit noise only when P(noise) reaches this probability, else take its most probable
     # track class; null = plain argmax over all classes (the papers'). Chosen on validation like HDBSCAN's grid.
     "noise_probability": [None, 0.2, 0.35, 0.5, 0.8],
+    # Classifiers: rounds of EM that adapt the class prior to each event before the argmax (0 = none, the
+    # papers'): one event holds a few dozen of the thousands of classes (`tracking.assign.event_prior_em`).
+    "prior_iterations": [0, 5, 20, 50],
 }
 JOINT = {"reg_layers": 3, "cla_layers": 3, "n_latent": 4, "alpha": 1.0, "beta": 0.3}
 

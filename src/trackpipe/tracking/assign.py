@@ -1,4 +1,5 @@
-"""Track assignment for the encoder models: argmax class (EncCla, JM) or HDBSCAN (EncReg).
+"""Track assignment for the encoder models: most probable class (EncCla, JM; optionally after adapting the
+class prior to the event) or HDBSCAN (EncReg).
 
 Hits a model calls noise (the noise class, HDBSCAN's label -1) become single-hit tracks of their own:
 lumping them into one big track would let true hits mislabelled as noise share a track.
@@ -19,22 +20,73 @@ def singletons_for(noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def classes_with_noise_rule(logits: np.ndarray, noise_class: int, noise_probability: float | None) -> np.ndarray:
+def classes_with_noise_rule(logits: np.ndarray, noise_class: int, noise_probability: float | None,
+                            prior_iterations: int = 0) -> np.ndarray:
     """Predicted class per hit from (hits, classes) logits whose last class is noise.
 
-    noise_probability None: argmax over all classes. Otherwise a hit is noise only when its noise
-    probability reaches `noise_probability`, and else its most probable track class: with thousands of
-    track classes sharing the rest of the probability, plain argmax calls a hit noise at P(noise) = 0.1
-    when no single track class reaches 0.1, which splits tracks into singletons.
+    noise_probability None: a hit is noise when the noise class is its argmax. Otherwise a hit is noise
+    only when its noise probability reaches `noise_probability`: with thousands of track classes sharing
+    the rest of the probability, plain argmax calls a hit noise at P(noise) = 0.1 when no single track
+    class reaches 0.1, which splits tracks into singletons.
+
+    The other hits take their most probable track class, after `prior_iterations` rounds of
+    `event_prior_em` (0: the network's own posteriors, the papers' argmax).
     """
+    return classes_from_probabilities(class_probabilities(logits), noise_class, noise_probability, prior_iterations)
+
+
+def class_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax of (hits, classes) logits in float64 (shifted, so large logits stay finite)."""
     logits = np.asarray(logits, np.float64)
+    prob = np.exp(logits - logits.max(-1, keepdims=True))
+    return prob / prob.sum(-1, keepdims=True)
+
+
+def classes_from_probabilities(prob: np.ndarray, noise_class: int, noise_probability: float | None,
+                               prior_iterations: int = 0) -> np.ndarray:
+    """`classes_with_noise_rule` on class probabilities (selection computes them once per event)."""
     if noise_probability is None:
-        return logits.argmax(-1)
-    shifted = logits - logits.max(-1, keepdims=True)
-    p_noise = np.exp(shifted[:, noise_class]) / np.exp(shifted).sum(-1)
-    track = np.delete(logits, noise_class, axis=1).argmax(-1)
+        noise = prob.argmax(-1) == noise_class
+    else:
+        noise = prob[:, noise_class] >= float(noise_probability)
+    track_prob = np.delete(prob, noise_class, axis=1)
+    track = np.zeros(len(prob), np.int64)
+    if (~noise).any():
+        track[~noise] = event_prior_em(track_prob[~noise], int(prior_iterations))
     track = track + (track >= noise_class)  # back to class ids (noise is the last class: no shift)
-    return np.where(p_noise >= float(noise_probability), noise_class, track)
+    return np.where(noise, noise_class, track)
+
+
+PRIOR_TOP_K = 64  # classes kept per hit in the EM: the rest hold a negligible share of a trained model's mass
+
+
+def event_prior_em(prob: np.ndarray, iterations: int, top_k: int = PRIOR_TOP_K) -> np.ndarray:
+    """Most probable class per hit after adapting the class prior to this one event by EM.
+
+    prob: (hits, classes) posteriors of one event's hits. The network's posteriors assume the training
+    prior, where each of thousands of classes is rare; one event holds only as many classes as particles,
+    each with several hits. EM re-estimates the event's prior as the mean adapted posterior and reweights
+    (Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of a classifier to new a priori
+    probabilities", with the training prior taken as flat): a hit torn between neighbouring bins joins the
+    bin its track's other hits chose, so a track is not split across bins. Per hit only the `top_k` most
+    probable classes take part (renormalised), which keeps the cost at hits x top_k per iteration.
+    iterations 0: plain argmax.
+    """
+    prob = np.asarray(prob, np.float64)
+    if iterations <= 0 or len(prob) == 0:
+        return prob.argmax(-1)
+    n_classes = prob.shape[1]
+    k = min(int(top_k), n_classes)
+    ids = np.argpartition(-prob, k - 1, axis=1)[:, :k] if k < n_classes else np.broadcast_to(
+        np.arange(n_classes), prob.shape)
+    p = np.take_along_axis(prob, ids, axis=1)
+    p /= p.sum(-1, keepdims=True)
+    q = p
+    for _ in range(int(iterations)):
+        prior = np.bincount(ids.ravel(), weights=q.ravel(), minlength=n_classes) / len(q)
+        q = p * prior[ids]
+        q /= q.sum(-1, keepdims=True)
+    return ids[np.arange(len(q)), q.argmax(-1)]
 
 
 def tracks_from_classes(classes: np.ndarray, noise_class: int) -> np.ndarray:

@@ -8,9 +8,10 @@
   as `predict` runs it) and the input batch it came from (the locality block tables ride in
   ``batch["mask"].extra``) become disjoint track ids, with the parameters `select` chose.
 
-Families: classification (EncCla, JM: class per hit, the noise rule chosen on the TrackML score), regression (EncReg:
-HDBSCAN on the predicted parameters, its grid chosen on the TrackML score), embedding (contrastive:
-track formation from the embeddings, its similarity threshold chosen on the DM efficiency at pT > 0.9 GeV).
+Families: classification (EncCla, JM: class per hit, the noise rule and event-prior EM chosen on the
+TrackML score), regression (EncReg: HDBSCAN on the predicted parameters, its grid chosen on the TrackML
+score), embedding (contrastive: track formation from the embeddings, its similarity threshold chosen on
+the DM efficiency at pT > 0.9 GeV).
 EncDec and the U-Net run their own whole inference (`ModelSpec.predict`) instead.
 """
 
@@ -25,7 +26,7 @@ import torch
 from ..train.data import EventArrays, collate
 from .assign import classes_with_noise_rule, tracks_from_classes, tracks_from_regression
 from .embedding import OBJECTIVE, TRACK_FORMATION, select_threshold, tracking_params, tracks_from_embedding
-from .selection import select_hdbscan, select_noise_rule
+from .selection import select_class_rule, select_hdbscan
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ def validation_outputs(model, val_data: EventArrays, n_events, device: torch.dev
 
 
 def classification_select(model, cfg: dict, prep, val_data: EventArrays, device, amp) -> dict:
-    """The noise rule (`tracking.noise_probability` candidates, `assign.classes_with_noise_rule`) with the
-    best mean TrackML score over the validation events; ties -> the earlier candidate."""
+    """The noise rule (`tracking.noise_probability`) and the rounds of event-prior EM
+    (`tracking.prior_iterations`, `assign.classes_with_noise_rule`) with the best mean TrackML score over
+    the validation events; ties -> the earlier grid point."""
     tracking = cfg["tracking"]
 
     def logits(i, batch, out):
@@ -52,18 +54,20 @@ def classification_select(model, cfg: dict, prep, val_data: EventArrays, device,
         return out["logits"][0].float().cpu().numpy(), ev["particle_id"], ev["weight"]
 
     events = validation_outputs(model, val_data, tracking["selection_events"], device, amp, logits)
-    best, rows = select_noise_rule(events, noise_probability=tracking["noise_probability"],
-                                   noise_class=prep.noise_class)
-    log.info("noise rule on %d validation events: %s (%s)", len(events), best["noise_probability"], rows)
-    return {"noise_probability": best["noise_probability"], "val_score": best["val_score"], "grid": rows,
-            "selection_events": len(events)}
+    best, rows = select_class_rule(events, noise_probability=tracking["noise_probability"],
+                                   prior_iterations=tracking["prior_iterations"], noise_class=prep.noise_class)
+    log.info("class rule on %d validation events: noise_probability %s, prior_iterations %d (%s)", len(events),
+             best["noise_probability"], best["prior_iterations"], rows)
+    return {"noise_probability": best["noise_probability"], "prior_iterations": best["prior_iterations"],
+            "val_score": best["val_score"], "grid": rows, "selection_events": len(events)}
 
 
 def classification_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
-    """Track id = each hit's class under the selected noise rule (argmax for models trained before the
-    rule existed); predicted-noise hits become singletons."""
+    """Track id = each hit's class under the selected noise rule and event-prior EM (argmax for models
+    trained before either existed); predicted-noise hits become singletons."""
     classes = classes_with_noise_rule(outputs["logits"][0].float().cpu().numpy(), prep.noise_class,
-                                      prep.clustering.get("noise_probability"))
+                                      prep.clustering.get("noise_probability"),
+                                      int(prep.clustering.get("prior_iterations", 0)))
     return tracks_from_classes(classes, prep.noise_class)
 
 

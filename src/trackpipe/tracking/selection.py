@@ -1,5 +1,5 @@
 """Choosing tracking parameters on the validation split (never on test): the grid point with the best
-mean TrackML score over the given events (HDBSCAN's grid for regressors, the noise rule for classifiers)."""
+mean TrackML score over the given events (HDBSCAN's grid for regressors, the noise rule and event-prior EM for classifiers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 
-from .assign import classes_with_noise_rule, tracks_from_classes, tracks_from_regression
+from .assign import class_probabilities, classes_from_probabilities, tracks_from_classes, tracks_from_regression
 from ..metrics.score import trackml_score_of_labels as trackml_score
 
 
@@ -27,17 +27,19 @@ def select_hdbscan(events, *, min_cluster_size, min_samples) -> tuple[dict, list
     return best, rows
 
 
-def select_noise_rule(events, *, noise_probability, noise_class: int) -> tuple[dict, list[dict]]:
+def select_class_rule(events, *, noise_probability, prior_iterations, noise_class: int) -> tuple[dict, list[dict]]:
     """events: iterable of (logits (hits, classes), particle_id, weight) per validation event.
 
-    Returns the best {"noise_probability", "val_score"} over the candidates (None = argmax; see
-    `assign.classes_with_noise_rule`) and one row per candidate; ties go to the earlier candidate.
+    Returns the best {"noise_probability", "prior_iterations", "val_score"} over the grid of noise rules
+    (None = argmax) and event-prior EM rounds (0 = none; see `assign.classes_with_noise_rule`), and one row
+    per grid point; ties go to the earlier grid point.
     """
-    events = list(events)
+    events = [(class_probabilities(z), pid, w) for z, pid, w in events]
     rows = []
-    for p in noise_probability:
-        scores = [trackml_score(pid, w, tracks_from_classes(classes_with_noise_rule(z, noise_class, p), noise_class))
-                  for z, pid, w in events]
-        rows.append({"noise_probability": p, "val_score": float(np.mean(scores))})
+    for p, it in itertools.product(noise_probability, prior_iterations):
+        scores = [trackml_score(pid, w, tracks_from_classes(classes_from_probabilities(prob, noise_class, p, it),
+                                                            noise_class))
+                  for prob, pid, w in events]
+        rows.append({"noise_probability": p, "prior_iterations": int(it), "val_score": float(np.mean(scores))})
     best = max(rows, key=lambda r: r["val_score"])
     return best, rows
