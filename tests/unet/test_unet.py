@@ -105,6 +105,36 @@ def test_unet_trains_and_predicts(tmp_path):
     cfg = {"architecture": {"channels": [4, 8], "interpolate_points": 2}, "training": {"batch_size": 2}}
     res = train("unet", tmp_path / "d", tmp_path / "m", config=cfg, epochs=2, seed=0, threads=1)
     assert res.status == "completed" and "val_voxel_accuracy" in res.history
+    # the event-prior EM rounds were chosen on validation among the configured candidates
+    import json
+    clustering = json.loads((tmp_path / "m" / "preprocessing.json").read_text())["clustering"]
+    assert [r["prior_iterations"] for r in clustering["grid"]] == [0, 5, 20]
+    assert clustering["prior_iterations"] in (0, 5, 20) and clustering["selection_events"] >= 1
     predict(tmp_path / "m", tmp_path / "d", tmp_path / "s.csv", timing=tmp_path / "t.csv", threads=1)
     sub = read_submission(tmp_path / "s.csv")
     assert sub.groupby("event_id").hit_id.nunique().sum() == len(sub)
+
+
+def test_track_ids_with_event_prior_em_join_a_hit_torn_between_neighbouring_bins():
+    import torch
+
+    from trackpipe.models.unet import UNet
+
+    model = UNet(bins_per_param=[4, 3], input_mean=np.zeros(3), input_std=np.ones(3), channels=[4, 8])
+
+    def logits_of(probs):  # per-parameter probabilities (track bins + noise) -> logits
+        return torch.log(torch.tensor(probs, dtype=torch.float64) + 1e-9)
+
+    # voxels 0-3: one track in bins (1, 2); voxel 3 leans to the neighbouring first-parameter bin 2.
+    # voxel 4: noise.
+    p0 = [[0.0, 0.6, 0.4, 0.0, 0.0]] * 3 + [[0.0, 0.45, 0.55, 0.0, 0.0], [0.0, 0.0, 0.0, 0.1, 0.9]]
+    p1 = [[0.0, 0.1, 0.9, 0.0]] * 4 + [[0.3, 0.3, 0.3, 0.1]]
+    logits = [logits_of(p0), logits_of(p1)]
+    hit_voxel = np.array([0, 1, 2, 3, 3, 4])   # voxel 3 holds two hits
+    plain = model.track_ids(logits, hit_voxel, 0)
+    assert len(set(plain[:3])) == 1 and plain[3] == plain[4] != plain[0]      # the track is split
+    em = model.track_ids(logits, hit_voxel, 10)
+    assert len(set(em[:5])) == 1 and em[5] not in em[:5]                     # joined; noise a singleton
+    ids, prob = model.combination_candidates(logits)
+    assert ids.shape == (5, 9) and np.allclose(prob[:4].sum(-1), 1.0, atol=1e-6)  # the top 3 of 4 and 3 bins hold it all
+    assert np.ravel_multi_index((1, 2), (4, 3)) in ids[0]

@@ -222,7 +222,8 @@ def _register_later_families() -> None:
     for family in (encdec, unet):
         defaults = {"architecture": family.ARCHITECTURE, "targets": {**TARGETS, **family.TARGETS},
                     "training": {**TRAINING, **family.TRAINING}, "tracking": family.TRACKING}
-        register_model(ModelSpec(family.NAME, copy.deepcopy(defaults), family.build, predict=family.predict_event))
+        register_model(ModelSpec(family.NAME, copy.deepcopy(defaults), family.build, predict=family.predict_event,
+                                 select=getattr(family, "select", None)))
 
 
 _register_later_families()

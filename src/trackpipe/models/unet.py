@@ -34,7 +34,10 @@ ARCHITECTURE = {
 }
 TARGETS = {}
 TRAINING = {"epochs": 40, "batch_size": 8, "lr": 1e-3, "early_stopping": 8}
-TRACKING = {}
+# Rounds of event-prior EM over the class combinations before the argmax (0 = per-parameter argmax, the
+# paper's), chosen on validation (`select`).
+TRACKING = {"prior_iterations": [0, 5, 20], "selection_events": 50}
+COMBO_TOP = 3  # most probable bins per parameter whose combinations are the EM's candidates
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
@@ -152,14 +155,62 @@ class UNet(nn.Module):
         correct = (pred == labels).all(dim=1).sum()
         return sum(losses), {"voxel_accuracy__num": float(correct), "voxel_accuracy__den": float(len(labels))}
 
-    def track_ids(self, logits: list[torch.Tensor], hit_voxel: np.ndarray) -> np.ndarray:
-        """Hits sharing a predicted class combination form a track; predicted noise -> singletons."""
-        from ..tracking.assign import singletons_for
+    def track_ids(self, logits: list[torch.Tensor], hit_voxel: np.ndarray, prior_iterations: int = 0) -> np.ndarray:
+        """Hits sharing a predicted class combination form a track; predicted noise (the first parameter's
+        noise class) -> singletons. prior_iterations > 0: the combination is chosen by event-prior EM
+        (`tracking.assign.prior_em_on_candidates`) among each hit's `COMBO_TOP` most probable bins per
+        parameter, so that a hit torn between neighbouring bins joins the bins its track's other hits chose."""
+        from ..tracking.assign import prior_em_on_candidates, singletons_for
 
-        pred = np.stack([lg.argmax(-1).cpu().numpy() for lg in logits], axis=1)[hit_voxel]
-        noise = pred[:, 0] == self.bins[0]
-        combo = np.ravel_multi_index(tuple(np.minimum(pred, np.asarray(self.bins) - 1).T), self.bins)
+        hit_voxel = np.asarray(hit_voxel)
+        noise = (logits[0].argmax(-1).cpu().numpy() == self.bins[0])[hit_voxel]
+        if int(prior_iterations) <= 0:
+            pred = np.stack([lg.argmax(-1).cpu().numpy() for lg in logits], axis=1)[hit_voxel]
+            combo = np.ravel_multi_index(tuple(np.minimum(pred, np.asarray(self.bins) - 1).T), self.bins)
+            return singletons_for(noise, combo)
+        ids, prob = self.combination_candidates(logits)
+        combo = np.zeros(len(hit_voxel), np.int64)
+        keep = ~noise
+        if keep.any():
+            combo[keep] = prior_em_on_candidates(ids[hit_voxel[keep]], prob[hit_voxel[keep]], int(prior_iterations))
         return singletons_for(noise, combo)
+
+    def combination_candidates(self, logits: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        """Per voxel the class combinations (raveled like `per_param_classes`' inverse) of its `COMBO_TOP`
+        most probable track bins of every parameter, and their probabilities (product of the parameters'
+        probabilities with the noise class left out)."""
+        ids = np.zeros((len(logits[0]), 1), np.int64)
+        prob = np.ones((len(logits[0]), 1), np.float64)
+        for lg, b in zip(logits, self.bins):
+            p = torch.softmax(lg.float(), -1)[:, :b].cpu().numpy().astype(np.float64)
+            m = min(COMBO_TOP, b)
+            top = np.argpartition(-p, m - 1, axis=1)[:, :m]
+            ids = (ids[:, :, None] * b + top[:, None, :]).reshape(len(ids), -1)
+            prob = (prob[:, :, None] * np.take_along_axis(p, top, axis=1)[:, None, :]).reshape(len(prob), -1)
+        return ids, prob
+
+
+def select(model, cfg: dict, prep, val_data, device, amp) -> dict:
+    """The rounds of event-prior EM (`tracking.prior_iterations`, 0 = argmax per parameter) with the best
+    mean TrackML score (FitAccuracy on REDVID) over the first `tracking.selection_events` validation
+    events; ties -> the earlier candidate."""
+    from ..metrics.score import trackml_score_of_labels
+
+    tracking = cfg["tracking"]
+    events = []
+    with torch.no_grad():
+        for i in range(min(len(val_data), int(tracking["selection_events"]))):
+            batch = model.collate(val_data, [i], device)
+            logits = [lg.float().cpu() for lg in model(batch)["logits"]]
+            ev = val_data.event(i)
+            events.append((logits, batch["hit_voxel"].cpu().numpy(), ev["particle_id"], ev["weight"]))
+    rows = []
+    for it in tracking["prior_iterations"]:
+        scores = [trackml_score_of_labels(pid, w, model.track_ids(lg, inv, int(it))) for lg, inv, pid, w in events]
+        rows.append({"prior_iterations": int(it), "val_score": float(np.mean(scores))})
+    best = max(rows, key=lambda r: r["val_score"])
+    return {"prior_iterations": best["prior_iterations"], "val_score": best["val_score"], "grid": rows,
+            "selection_events": len(events)}
 
 
 def predict_event(model, cfg: dict, prep, event, device) -> tuple[np.ndarray, float, float]:
@@ -174,7 +225,7 @@ def predict_event(model, cfg: dict, prep, event, device) -> tuple[np.ndarray, fl
     out = model(batch)
     device_s = time.perf_counter() - t0
     c2 = time.process_time()
-    tracks = model.track_ids(out["logits"], inv)
+    tracks = model.track_ids(out["logits"], inv, int(prep.clustering.get("prior_iterations", 0)))
     return tracks, device_s, host + time.process_time() - c2
 
 

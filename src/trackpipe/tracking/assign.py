@@ -79,8 +79,16 @@ def event_prior_em(prob: np.ndarray, iterations: int, top_k: int = PRIOR_TOP_K) 
     k = min(int(top_k), n_classes)
     ids = np.argpartition(-prob, k - 1, axis=1)[:, :k] if k < n_classes else np.broadcast_to(
         np.arange(n_classes), prob.shape)
-    p = np.take_along_axis(prob, ids, axis=1)
-    p /= p.sum(-1, keepdims=True)
+    return prior_em_on_candidates(ids, np.take_along_axis(prob, ids, axis=1), int(iterations))
+
+
+def prior_em_on_candidates(ids: np.ndarray, prob: np.ndarray, iterations: int) -> np.ndarray:
+    """`event_prior_em` on each hit's candidate classes: ids (hits, K) non-negative class ids, prob (hits, K)
+    their posteriors (renormalised over the K). Returns the chosen class id per hit."""
+    ids = np.asarray(ids, np.int64)
+    p = np.asarray(prob, np.float64)
+    p = p / p.sum(-1, keepdims=True)
+    n_classes = int(ids.max(initial=0)) + 1
     q = p
     for _ in range(int(iterations)):
         prior = np.bincount(ids.ravel(), weights=q.ravel(), minlength=n_classes) / len(q)
