@@ -55,7 +55,7 @@ def test_given_config_is_not_merged_into_the_default(workdir, configfile):
             assert section.get("max_minutes") is None, name
             if section["family"] != "helix-dbscan":
                 assert section["on_budget"] == "resume" and section["runtime"] >= 1440, name
-        assert got["models"]["unet"].get("architecture", {}).get("interpolate_points") is None  # model default 10
+        assert got["models"]["unet"]["architecture"]["interpolate_points"] == 10  # the paper's, not the default's 0
         assert default["models"]["unet"]["architecture"]["interpolate_points"] == 0
 
 

@@ -29,7 +29,10 @@ ARCHITECTURE = {
     "channels": [16, 32, 64],       # per level; the paper's largest: [32, 64, 128, 128]
     "activation": "tanh",           # tanh (paper) | relu
     "voxel_scale": 0.1,             # voxels per mm (0.1 = 10 mm voxels)
-    "interpolate_points": 10,       # extra points between consecutive hits, training only (paper: 10)
+    # Extra points between consecutive hits, training only. The paper's 10 (config/paper.yaml) make training
+    # tracks continuous at 10 mm voxels while test tracks stay sparse: REDVID linear, 15 CPU minutes,
+    # FitAccuracy 0.03 with them against 0.50 without (benchmarks/README.md), hence 0 by default.
+    "interpolate_points": 0,
     "coordinate_features": True,    # voxel centre as input features besides occupancy
 }
 TARGETS = {}
