@@ -43,18 +43,44 @@ def class_probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def classes_from_probabilities(prob: np.ndarray, noise_class: int, noise_probability: float | None,
-                               prior_iterations: int = 0) -> np.ndarray:
-    """`classes_with_noise_rule` on class probabilities (selection computes them once per event)."""
+                               prior_iterations: int = 0, candidates: tuple[np.ndarray, np.ndarray] | None = None
+                               ) -> np.ndarray:
+    """`classes_with_noise_rule` on class probabilities. candidates: the event's `track_class_candidates`,
+    which a selection over many grid points computes once per event."""
     if noise_probability is None:
         noise = prob.argmax(-1) == noise_class
     else:
         noise = prob[:, noise_class] >= float(noise_probability)
-    track_prob = np.delete(prob, noise_class, axis=1)
+    keep = ~noise
     track = np.zeros(len(prob), np.int64)
-    if (~noise).any():
-        track[~noise] = event_prior_em(track_prob[~noise], int(prior_iterations))
+    if keep.any():
+        if int(prior_iterations) <= 0:
+            track[keep] = _track_probabilities(prob, noise_class)[keep].argmax(-1)
+        else:
+            ids, p = candidates if candidates is not None else track_class_candidates(prob, noise_class)
+            track[keep] = prior_em_on_candidates(ids[keep], p[keep], int(prior_iterations))
     track = track + (track >= noise_class)  # back to class ids (noise is the last class: no shift)
     return np.where(noise, noise_class, track)
+
+
+def _track_probabilities(prob: np.ndarray, noise_class: int) -> np.ndarray:
+    """The track classes' columns (a view when noise is the last class, as everywhere here)."""
+    return prob[:, :noise_class] if noise_class == prob.shape[1] - 1 else np.delete(prob, noise_class, axis=1)
+
+
+def track_class_candidates(prob: np.ndarray, noise_class: int, top_k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, probabilities), each (hits, K): every hit's `top_k` (default `PRIOR_TOP_K`) most probable track
+    classes, noise left out, as track-class indices (noise removed from the numbering)."""
+    return top_candidates(_track_probabilities(prob, noise_class), PRIOR_TOP_K if top_k is None else top_k)
+
+
+def top_candidates(prob: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, probabilities) of each row's `top_k` most probable columns (all columns when fewer)."""
+    n_classes = prob.shape[1]
+    k = min(int(top_k), n_classes)
+    ids = np.argpartition(-prob, k - 1, axis=1)[:, :k] if k < n_classes else np.broadcast_to(
+        np.arange(n_classes), prob.shape)
+    return ids, np.take_along_axis(prob, ids, axis=1)
 
 
 PRIOR_TOP_K = 64  # classes kept per hit in the EM: the rest hold a negligible share of a trained model's mass
@@ -75,11 +101,7 @@ def event_prior_em(prob: np.ndarray, iterations: int, top_k: int = PRIOR_TOP_K) 
     prob = np.asarray(prob, np.float64)
     if iterations <= 0 or len(prob) == 0:
         return prob.argmax(-1)
-    n_classes = prob.shape[1]
-    k = min(int(top_k), n_classes)
-    ids = np.argpartition(-prob, k - 1, axis=1)[:, :k] if k < n_classes else np.broadcast_to(
-        np.arange(n_classes), prob.shape)
-    return prior_em_on_candidates(ids, np.take_along_axis(prob, ids, axis=1), int(iterations))
+    return prior_em_on_candidates(*top_candidates(prob, top_k), int(iterations))
 
 
 def prior_em_on_candidates(ids: np.ndarray, prob: np.ndarray, iterations: int) -> np.ndarray:

@@ -7,7 +7,8 @@ import itertools
 
 import numpy as np
 
-from .assign import class_probabilities, classes_from_probabilities, tracks_from_classes, tracks_from_regression
+from .assign import (class_probabilities, classes_from_probabilities, track_class_candidates, tracks_from_classes,
+                     tracks_from_regression)
 from ..metrics.score import trackml_score_of_labels as trackml_score
 
 
@@ -34,12 +35,14 @@ def select_class_rule(events, *, noise_probability, prior_iterations, noise_clas
     (None = argmax) and event-prior EM rounds (0 = none; see `assign.classes_with_noise_rule`), and one row
     per grid point; ties go to the earlier grid point.
     """
-    events = [(class_probabilities(z), pid, w) for z, pid, w in events]
+    # per event once: the probabilities and every hit's candidate track classes, shared by all grid points
+    events = [(prob, track_class_candidates(prob, noise_class), pid, w)
+              for prob, pid, w in ((class_probabilities(z), pid, w) for z, pid, w in events)]
     rows = []
     for p, it in itertools.product(noise_probability, prior_iterations):
-        scores = [trackml_score(pid, w, tracks_from_classes(classes_from_probabilities(prob, noise_class, p, it),
+        scores = [trackml_score(pid, w, tracks_from_classes(classes_from_probabilities(prob, noise_class, p, it, cand),
                                                             noise_class))
-                  for prob, pid, w in events]
+                  for prob, cand, pid, w in events]
         rows.append({"noise_probability": p, "prior_iterations": int(it), "val_score": float(np.mean(scores))})
     best = max(rows, key=lambda r: r["val_score"])
     return best, rows
