@@ -14,7 +14,20 @@ Parameter sets (`kind`), derived from the particles table:
 * ``trackml``:        classes (phi, theta, p, q); regression (theta, sin phi, cos phi, q)
 * ``redvid-linear``:  classes (theta_d, polar); regression (polar, sin theta_d, cos theta_d), where
   polar = pi/2 - atan2(z_d, r_d) is the polar angle of the track direction and theta_d its azimuth
-* ``redvid-helical``: classes and regression (radial_coeff, pitch_coeff, azimuthal_coeff)
+* ``redvid-helical``: classes and regression (radial_coeff, pitch_coeff, azimuthal_coeff), the
+  paper's helix coefficients
+* ``redvid-helical-direction``: classes (theta0, eta, azimuthal_coeff), regression as
+  ``redvid-helical``; theta0 = azimuthal_const is the track's start azimuth and
+  eta = asinh(pitch_coeff / radial) its pseudorapidity (radial = radial_coeff, or radial_const for
+  the uniform helix, whose radial_coeff is 0).
+
+Why two helical sets: the paper's classes carry no azimuth. In the published REDVID files every track
+starts at azimuthal_const = 0, so (radial, pitch, charge) tell tracks apart; in this project's
+simulator (and any file whose start azimuths vary) two tracks of one event with similar curvature and
+pitch share a class wherever they point, and the pitch bin needs curvature x sinh(eta) exactly. The
+direction set is what a hit and its neighbours can tell (eta is z / r of a hit from the origin, theta0 is
+the hit azimuth corrected by the curvature), like TrackML's (phi, theta, p, q). ``auto`` picks it when
+the training tracks' start azimuths vary, the paper's set when they are all equal.
 
 Everything fitted here is written to the model directory's preprocessing.json.
 """
@@ -34,11 +47,14 @@ PARAMETER_SETS = {
     "redvid-linear": {"classes": ["theta_d", "polar"], "regression": ["polar", "sin_theta_d", "cos_theta_d"]},
     "redvid-helical": {"classes": ["radial_coeff", "pitch_coeff", "azimuthal_coeff"],
                        "regression": ["radial_coeff", "pitch_coeff", "azimuthal_coeff"]},
+    "redvid-helical-direction": {"classes": ["theta0", "eta", "azimuthal_coeff"],
+                                 "regression": ["radial_coeff", "pitch_coeff", "azimuthal_coeff"]},
 }
 DEFAULT_BINS = {
     "trackml": {"phi": 30, "theta": 30, "p": 3, "q": 2},
     "redvid-linear": {"theta_d": 32, "polar": 32},
     "redvid-helical": {"radial_coeff": 20, "pitch_coeff": 20, "azimuthal_coeff": 2},
+    "redvid-helical-direction": {"theta0": 30, "eta": 20, "azimuthal_coeff": 2},
 }
 INPUT_FEATURES = ("x", "y", "z")
 # Per-hit input features a model may use: the store's Cartesian coordinates, or derived cylindrical ones
@@ -72,7 +88,7 @@ def detect_kind(particles: pd.DataFrame) -> str:
     if all(c in particles.columns for c in LINEAR_PARAMS) and particles[LINEAR_PARAMS].notna().all().all():
         return "redvid-linear"
     if all(c in particles.columns for c in HELICAL_PARAMS) and particles[HELICAL_PARAMS].notna().all().all():
-        return "redvid-helical"
+        return "redvid-helical-direction" if particles.azimuthal_const.nunique() > 1 else "redvid-helical"
     return "trackml"
 
 
@@ -90,11 +106,25 @@ def particle_parameters(particles: pd.DataFrame, kind: str) -> pd.DataFrame:
         theta_d = p.theta_d.to_numpy(np.float64)
         out.update(theta_d=theta_d, polar=np.pi / 2 - np.arctan2(p.z_d.to_numpy(np.float64), p.r_d.to_numpy(np.float64)),
                    sin_theta_d=np.sin(theta_d), cos_theta_d=np.cos(theta_d))
-    elif kind == "redvid-helical":
+    elif kind in ("redvid-helical", "redvid-helical-direction"):
         out.update({c: p[c].to_numpy(np.float64) for c in ("radial_coeff", "pitch_coeff", "azimuthal_coeff")})
+        if kind == "redvid-helical-direction":
+            out.update(theta0=p.azimuthal_const.to_numpy(np.float64), eta=_helix_eta(p))
     else:
         raise ConfigError(f"unknown parameter set {kind!r}; known: {sorted(PARAMETER_SETS)}")
     return pd.DataFrame(out)
+
+
+def _helix_eta(p: pd.DataFrame) -> np.ndarray:
+    """Pseudorapidity of REDVID helices: z / r = pitch / radial along the track (b = a sinh eta)."""
+    coeff, const = p.radial_coeff.to_numpy(np.float64), p.radial_const.to_numpy(np.float64)
+    radial = np.where(coeff != 0, coeff, const)
+    if (radial == 0).any():
+        i = int(np.flatnonzero(radial == 0)[0])
+        raise DataError(f"particle {int(p.particle_id.iloc[i])} has radial_coeff = radial_const = 0: no "
+                        "radial extent, so its pseudorapidity is undefined", event=int(p.event_id.iloc[i]),
+                        column="radial_coeff")
+    return np.arcsinh(p.pitch_coeff.to_numpy(np.float64) / radial)
 
 
 def hit_parameters(hits: pd.DataFrame, particles: pd.DataFrame, kind: str) -> pd.DataFrame:

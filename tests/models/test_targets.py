@@ -93,3 +93,49 @@ def test_one_bin_count_for_every_parameter():
     particles = pd.concat([e.particles for e in events], ignore_index=True)
     prep = fit_preprocessing(hits, particles, bins=7)
     assert prep.bins_per_param == [7] * len(PARAMETER_SETS[prep.kind]["classes"])
+
+
+def _helical_tables(cfg, n=20, seed=3):
+    from trackpipe.sim.redvid import simulate_redvid
+    events = list(simulate_redvid({"n_tracks": [5, 10], "smear_rphi": 0.0, "smear_long": 0.0, **cfg}, range(n), seed))
+    return (pd.concat([e.hits for e in events], ignore_index=True),
+            pd.concat([e.particles for e in events], ignore_index=True))
+
+
+def test_helical_direction_classes_are_what_the_hits_show():
+    """The direction set's theta0 and eta follow from the hit positions: z / r = sinh(eta), and the hit
+    azimuth is theta0 + d r / a on an expanding helix from the origin (uniform helices: z / s = sinh eta)."""
+    hits, parts = _helical_tables({"track_types": ["helical_expanding"]})
+    assert detect_kind(parts) == "redvid-helical-direction"
+    prep = fit_preprocessing(hits, parts)
+    assert prep.class_params == ["theta0", "eta", "azimuthal_coeff"] and prep.n_track_classes == 30 * 20 * 2
+    assert prep.regression == ["radial_coeff", "pitch_coeff", "azimuthal_coeff"]  # EncReg keeps the paper's
+    params = hit_parameters(hits, parts, prep.kind)
+    r = np.hypot(hits.x, hits.y).to_numpy()
+    np.testing.assert_allclose(np.sinh(params.eta), hits.z / r, rtol=1e-6, atol=1e-6)
+    phi = np.arctan2(hits.y, hits.x).to_numpy()
+    turned = phi - params.theta0 - params.azimuthal_coeff * r / params.radial_coeff
+    np.testing.assert_allclose(np.angle(np.exp(1j * turned)), 0.0, atol=1e-6)
+    enc = prep.encode(hits, parts)
+    # Every hit of a particle shares its class, and the 30 theta0 bins are filled about evenly.
+    per_particle = pd.Series(enc["cls"]).groupby([hits.event_id, hits.particle_id]).nunique()
+    assert (per_particle == 1).all()
+    theta_bin = np.unravel_index(enc["cls"], prep.bins_per_param)[0]
+    assert np.bincount(theta_bin, minlength=30).min() > 0
+
+    uniform_hits, uniform_parts = _helical_tables({"track_types": ["helical"]})
+    eta = hit_parameters(uniform_hits, uniform_parts, "redvid-helical-direction").eta
+    assert np.isfinite(eta).all() and (np.abs(eta) < 3).all()
+
+
+def test_helical_files_with_one_start_azimuth_keep_the_paper_classes():
+    """The published REDVID files start every helix at azimuthal_const = 0: there the paper's
+    coefficients tell tracks apart, and auto keeps them."""
+    hits, parts = _helical_tables({"track_types": ["helical_expanding"]})
+    parts = parts.assign(azimuthal_const=0.0)
+    assert detect_kind(parts) == "redvid-helical"
+    assert fit_preprocessing(hits, parts).class_params == ["radial_coeff", "pitch_coeff", "azimuthal_coeff"]
+    assert fit_preprocessing(hits, parts, kind="redvid-helical-direction").n_track_classes == 1 * 20 * 2
+    flat = parts.assign(radial_coeff=0.0, radial_const=0.0)
+    with pytest.raises(DataError, match="radial_coeff = radial_const = 0"):
+        hit_parameters(hits, flat, "redvid-helical-direction")

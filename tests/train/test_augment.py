@@ -110,6 +110,12 @@ def test_redvid_transforms():
     track = np.isfinite(ev[RAW_PARAMS][:, 0])
     np.testing.assert_allclose(params[track, cols.index("pitch_coeff")], -ev[RAW_PARAMS][track, cols.index("pitch_coeff")])
     np.testing.assert_allclose(params[track, cols.index("radial_coeff")], ev[RAW_PARAMS][track, cols.index("radial_coeff")])
+    # Direction classes (the set auto picks for simulated helices): theta0 turns with the event, eta flips.
+    assert prep.kind == "redvid-helical-direction"
+    theta0 = params[track, cols.index("theta0")]
+    assert (theta0 >= 0).all() and (theta0 < 2 * np.pi).all()
+    np.testing.assert_allclose(_wrap(theta0 - ev[RAW_PARAMS][track, cols.index("theta0")]), _wrap(1.0))
+    np.testing.assert_allclose(params[track, cols.index("eta")], -ev[RAW_PARAMS][track, cols.index("eta")])
 
 
 def test_settings_are_checked():

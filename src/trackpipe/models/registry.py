@@ -39,7 +39,7 @@ ARCHITECTURE = {
     "attention_options": {},    # e.g. {"compile": "auto", "block_size": 128} for flex
 }
 TARGETS = {
-    "kind": "auto",             # auto | trackml | redvid-linear | redvid-helical
+    "kind": "auto",             # auto | trackml | redvid-linear | redvid-helical | redvid-helical-direction
     "bins": None,               # {parameter: bins}; None = targets.DEFAULT_BINS[kind]
     "inputs": ["x", "y", "z"],  # per-hit input features: x, y, z and/or the derived r, phi, theta, eta
     "factor_loss": 0.0,         # classifiers: weight of the per-parameter marginal losses (heads.factor_marginal_loss)

@@ -20,13 +20,14 @@ transformation for every event of every batch.
 How each parameter set's parameters transform (``PARAMETER_TRANSFORMS``); a parameter not listed is
 invariant:
 
-=================  ==========================================  ===============================
-parameter set      rotation by alpha about z                  z -> -z
-=================  ==========================================  ===============================
-trackml            phi += alpha; sin_phi, cos_phi follow       theta -> pi - theta
-redvid-linear      theta_d += alpha; sin/cos theta_d follow    polar -> pi - polar
-redvid-helical     (all invariant: no azimuth among them)      pitch_coeff -> -pitch_coeff
-=================  ==========================================  ===============================
+========================  ==========================================  ===============================
+parameter set             rotation by alpha about z                   z -> -z
+========================  ==========================================  ===============================
+trackml                   phi += alpha; sin_phi, cos_phi follow       theta -> pi - theta
+redvid-linear             theta_d += alpha; sin/cos theta_d follow    polar -> pi - polar
+redvid-helical            (all invariant: no azimuth among them)      pitch_coeff -> -pitch_coeff
+redvid-helical-direction  theta0 += alpha                             pitch_coeff, eta negated
+========================  ==========================================  ===============================
 
 Angles are wrapped back into the range the training values occupy ((-pi, pi] for TrackML's phi from
 atan2; REDVID's azimuth theta_d is drawn in [0, 2 pi)), so the quantile bin edges still cover them.
@@ -51,6 +52,7 @@ PARAMETER_TRANSFORMS = {
     "redvid-linear": {"azimuth": "theta_d", "trig": ("sin_theta_d", "cos_theta_d"), "pi_minus": ("polar",),
                       "negate": ()},
     "redvid-helical": {"azimuth": None, "trig": (), "pi_minus": (), "negate": ("pitch_coeff",)},
+    "redvid-helical-direction": {"azimuth": "theta0", "trig": (), "pi_minus": (), "negate": ("pitch_coeff", "eta")},
 }
 RAW_XYZ, RAW_PARAMS = "raw_xyz", "raw_params"  # EventArrays fields kept for augmentation, never batched
 
