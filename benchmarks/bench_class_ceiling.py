@@ -6,8 +6,9 @@
 A one-shot classifier (EncCla, JM, the U-Net) turns classes into tracks, so two particles of one event
 that share a class are merged whatever the model learns: this script measures that cap per parameter
 set and bin choice. Bin edges are fitted on the first --fit-events training events, as training fits
-them on the training split. Headline metric: FitAccuracy (unit weights) for REDVID stores, the TrackML
-score for the others. One row per (set, bins): number of track classes and the mean score per test event.
+them on the training split. Scored by `trackpipe.evaluate.score_submission`, which reports the level's
+headline (FitAccuracy without momenta in the truth, i.e. REDVID, the TrackML score otherwise). One row
+per (set, bins): number of track classes, the metric and its mean over the test events.
 """
 
 from __future__ import annotations
@@ -17,24 +18,23 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def ceiling(prep, events, unit_weights: bool) -> float:
-    from trackpipe.metrics.score import trackml_score_of_labels
+def ceiling(prep, events, test_path) -> tuple[str, float]:
+    """(headline metric, its value) of the tracks = true classes, scored by the project's evaluator."""
+    from trackpipe.evaluate import score_submission
     from trackpipe.tracking.assign import tracks_from_classes
 
-    scores = []
-    for ev in events:
-        cls = prep.encode(ev.hits, ev.particles)["cls"]
-        pid = ev.hits.particle_id.to_numpy()
-        weight = (pid != 0).astype(float) if unit_weights else ev.hits.weight.to_numpy(np.float64)
-        scores.append(trackml_score_of_labels(pid, weight, tracks_from_classes(cls, prep.noise_class)))
-    return float(np.mean(scores))
+    submission = pd.concat([pd.DataFrame({"event_id": ev.event_id, "hit_id": ev.hits.hit_id.to_numpy(),
+                                          "track_id": tracks_from_classes(prep.encode(ev.hits, ev.particles)["cls"],
+                                                                          prep.noise_class)})
+                            for ev in events], ignore_index=True)
+    metrics = score_submission(test_path, submission)
+    return metrics["headline"], float(metrics[metrics["headline"]])
 
 
 def main() -> int:
@@ -47,18 +47,17 @@ def main() -> int:
 
     from trackpipe.errors import ConfigError
     from trackpipe.io.store import EventStore
-    from trackpipe.targets import detect_kind, fit_preprocessing
+    from trackpipe.targets import fit_preprocessing
 
     train = EventStore(Path(args.data) / "train")
     fit = [train.read_event(int(i)) for i in train.event_ids[:args.fit_events]]
     hits = pd.concat([e.hits for e in fit], ignore_index=True)
     particles = pd.concat([e.particles for e in fit], ignore_index=True)
-    test_store = EventStore(Path(args.data) / "test")
+    test_path = Path(args.data) / "test"
+    test_store = EventStore(test_path)
     test = [test_store.read_event(int(i)) for i in test_store.event_ids]
-    redvid = detect_kind(particles).startswith("redvid")
-    print(f"{args.data}: {len(test)} test events; edges from {len(fit)} training events; "
-          f"metric {'fit_accuracy' if redvid else 'trackml_score'}")
-    print(f"{'parameter set':<26} {'bins':<44} {'classes':>8} {'ceiling':>8}")
+    print(f"{args.data}: {len(test)} test events; edges from {len(fit)} training events")
+    print(f"{'parameter set':<26} {'bins':<44} {'classes':>8} {'metric':>14} {'ceiling':>8}")
     for kind in args.kinds.split(","):
         for bins in [None] + [json.loads(b) for b in args.bins]:
             try:
@@ -67,8 +66,8 @@ def main() -> int:
                 print(f"{kind:<26} {json.dumps(bins):<44} skipped: {exc}")
                 continue
             bins_text = json.dumps(dict(zip(prep.class_params, prep.bins_per_param)))
-            print(f"{prep.kind:<26} {bins_text:<44} {prep.n_track_classes:>8} "
-                  f"{ceiling(prep, test, redvid):>8.4f}", flush=True)
+            metric, value = ceiling(prep, test, test_path)
+            print(f"{prep.kind:<26} {bins_text:<44} {prep.n_track_classes:>8} {metric:>14} {value:>8.4f}", flush=True)
     return 0
 
 

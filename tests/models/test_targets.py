@@ -117,15 +117,19 @@ def test_helical_direction_classes_are_what_the_hits_show():
     turned = phi - params.theta0 - params.azimuthal_coeff * r / params.radial_coeff
     np.testing.assert_allclose(np.angle(np.exp(1j * turned)), 0.0, atol=1e-6)
     enc = prep.encode(hits, parts)
-    # Every hit of a particle shares its class, and the 30 theta0 bins are filled about evenly.
+    # Every hit of a particle shares its class, and every one of the 30 theta0 bins is used.
     per_particle = pd.Series(enc["cls"]).groupby([hits.event_id, hits.particle_id]).nunique()
     assert (per_particle == 1).all()
     theta_bin = np.unravel_index(enc["cls"], prep.bins_per_param)[0]
     assert np.bincount(theta_bin, minlength=30).min() > 0
 
+    # Uniform helix of radius R through the origin: after turning by t the hit sits at chord r = 2 R sin(t / 2)
+    # from the origin and z = R sinh(eta) t (its eta comes from radial_const, radial_coeff being 0).
     uniform_hits, uniform_parts = _helical_tables({"track_types": ["helical"]})
-    eta = hit_parameters(uniform_hits, uniform_parts, "redvid-helical-direction").eta
-    assert np.isfinite(eta).all() and (np.abs(eta) < 3).all()
+    params = hit_parameters(uniform_hits, uniform_parts, "redvid-helical-direction")
+    radius = uniform_hits[["event_id", "particle_id"]].merge(uniform_parts, how="left").radial_const.to_numpy()
+    turn = 2 * np.arcsin(np.hypot(uniform_hits.x, uniform_hits.y).to_numpy() / (2 * radius))
+    np.testing.assert_allclose(uniform_hits.z, radius * np.sinh(params.eta) * turn, rtol=1e-6, atol=1e-6)
 
 
 def test_helical_files_with_one_start_azimuth_keep_the_paper_classes():
