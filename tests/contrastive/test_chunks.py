@@ -9,6 +9,7 @@ import torch
 from contrastive_helpers import tiny_event, tiny_events
 from trackpipe.io.store import write_store, EventStore
 from trackpipe.models.attention import AttentionMask
+from trackpipe.locality.pair_bias import GeometricPairBias
 from trackpipe.models.contrastive import ContrastiveModel
 from trackpipe.models.backbone import Encoder
 from trackpipe.targets import fit_preprocessing
@@ -16,8 +17,9 @@ from trackpipe.train.data import collate, load_tables
 from trackpipe.train.locality import LOCALITY_DEFAULTS, chunk_by_clusters, cluster_groups, load_arrays
 
 
-@pytest.mark.parametrize("algorithm", ["iterative_window", "grid_window"])  # disjoint / overlapping clusters
-def test_chunked_embeddings_equal_whole_event_embeddings(tmp_path, algorithm):
+@pytest.mark.parametrize("algorithm,pair_bias", [("iterative_window", False), ("grid_window", False),
+                                                  ("grid_window", True)])  # disjoint / overlapping clusters
+def test_chunked_embeddings_equal_whole_event_embeddings(tmp_path, algorithm, pair_bias):
     path = write_store(tmp_path / "s", tiny_events(2, seed=3))
     store = EventStore(path)
     prep = fit_preprocessing(*load_tables(store))
@@ -29,8 +31,15 @@ def test_chunked_embeddings_equal_whole_event_embeddings(tmp_path, algorithm):
     key = lambda d: np.sort(d.fields["hit_id"] + 10**6 * np.repeat(d.event_ids, d.lengths))
     np.testing.assert_array_equal(key(chunks), key(whole))
     torch.manual_seed(0)
+    bias, coordinates = None, None
+    if pair_bias:  # the geometric pair bias is computed per cluster too, so chunks stay exact
+        bias = GeometricPairBias(n_layers=2, n_heads=2, hidden=8)
+        torch.nn.init.normal_(bias.mlp[-1].weight, std=0.5)
+        assert prep.input_features[:3] == ["x", "y", "z"]
+        coordinates = ([0, 1, 2], prep.input_mean[:3], prep.input_std[:3])
     model = ContrastiveModel(Encoder(6, d_model=16, n_heads=2, d_ff=16, n_layers=2, dropout=0.0,
-                                     attention="cluster-blocked"), 16, embedding_dim=4, local_features=True).eval()
+                                     attention="cluster-blocked"), 16, embedding_dim=4, local_features=True,
+                             pair_bias=bias, coordinate_inputs=coordinates).eval()
     with torch.no_grad():
         ref = {}
         for i in range(len(whole)):

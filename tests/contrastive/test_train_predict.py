@@ -60,6 +60,38 @@ def test_contrastive_trains_caches_tables_and_predicts(store, tmp_path):
     assert_disjoint_submission(read_submission(tmp_path / "sub.csv"), store)
 
 
+def test_contrastive_with_a_geometric_pair_bias_trains_learns_the_bias_and_predicts(store, tmp_path):
+    import torch
+
+    from trackpipe.predict import load_model
+
+    cfg = contrastive_config()
+    cfg["contrastive"]["pair_bias"] = {"hidden": 8}
+    out = tmp_path / "model"
+    result = train("contrastive", store, out, config=cfg, epochs=2, seed=0, threads=1)
+    assert result.status == "completed" and np.isfinite(result.history.train_loss).all()
+    model, _, _ = load_model(out, torch.device("cpu"))
+    # the last layer starts at zero: after training it is not, so the bias took part in the optimisation
+    assert float(model.pair_bias.mlp[-1].weight.detach().abs().sum()) > 0
+    summary = predict(out, store, tmp_path / "sub.csv", threads=1)
+    assert summary["n_events"] == 5
+    assert_disjoint_submission(read_submission(tmp_path / "sub.csv"), store)
+
+
+@pytest.mark.parametrize("section,message", [
+    ({"contrastive": {"pair_bias": {"width": 8}}}, "unknown contrastive.pair_bias keys"),
+    ({"contrastive": {"pair_bias": {"hidden": 8}}, "targets": {"inputs": ["r", "phi", "z"]}}, "lacks \\['x', 'y'\\]"),
+])
+def test_bad_pair_bias_sections_fail_clearly(store, tmp_path, section, message):
+    from trackpipe.errors import ConfigError
+
+    cfg = contrastive_config()
+    for key, value in section.items():
+        cfg[key] = {**cfg.get(key, {}), **value}
+    with pytest.raises(ConfigError, match=message):
+        train("contrastive", store, tmp_path / "model", config=cfg, epochs=1, seed=0, threads=1)
+
+
 def assert_threshold_chosen_on_validation_dm(model_dir, store_path):
     """preprocessing.json: the threshold with the best DM efficiency at pT > 0.9 GeV of the validation event,
     whose particle count is the headline metric's own (metrics.efficiency on the store's tables)."""

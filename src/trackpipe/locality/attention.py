@@ -77,20 +77,27 @@ def _build_bucket_tensors(blocks: ClusterBlocks, device) -> dict:
 
 
 def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: ClusterBlocks,
-                              *, scale: float | None = None) -> torch.Tensor:
+                              *, scale: float | None = None, pair_bias: list | None = None) -> torch.Tensor:
+    """pair_bias: optional per bucket of the tables a (clusters, H, L, L) additive score bias (query,
+    key), e.g. from `locality.pair_bias.GeometricPairBias`; the same for every event of the batch."""
     B, H, N, D = q.shape
     if N != blocks.n_hits:
         raise ValueError(f"q has {N} hits but the block tables were built for {blocks.n_hits}")
     tensors = _bucket_tensors(blocks, q.device)
+    if pair_bias is not None and len(pair_bias) != len(tensors["buckets"]):
+        raise ValueError(f"pair_bias has {len(pair_bias)} buckets, the block tables {len(tensors['buckets'])}")
     qf, kf, vf = (x.reshape(B * H, N, D) for x in (q, k, v))
     outs = []
-    for L, hit_of, bias in tensors["buckets"]:
+    for b, (L, hit_of, bias) in enumerate(tensors["buckets"]):
         C = bias.shape[0]
 
         def gather(x):  # (B·H, N, D) -> (C, B·H, L, D); the padding bias broadcasts over B·H
             return x.index_select(1, hit_of).view(B * H, C, L, D).transpose(0, 1)
 
-        o = F.scaled_dot_product_attention(gather(qf), gather(kf), gather(vf), attn_mask=bias.to(q.dtype), scale=scale)
+        attn_mask = bias.to(q.dtype)
+        if pair_bias is not None:  # (C, H, L, L), heads in the order of the B·H axis (b-major)
+            attn_mask = attn_mask + pair_bias[b].to(q.dtype).repeat(1, B, 1, 1)
+        o = F.scaled_dot_product_attention(gather(qf), gather(kf), gather(vf), attn_mask=attn_mask, scale=scale)
         outs.append(o.transpose(0, 1).reshape(B * H, C * L, D))
     slots = torch.cat(outs, dim=1)                                    # (B·H, padded slots, D)
     if tensors["hit_slot"] is not None:  # disjoint clusters: every hit has exactly one slot

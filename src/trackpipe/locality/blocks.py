@@ -72,6 +72,22 @@ class ClusterBlocks:
             yield L, self.bucket_tokens[start:start + rows * L].reshape(rows, L)
             start += rows * L
 
+    def bucket_slots(self, device) -> list:
+        """Per bucket: (hit index of each padded slot (rows, L) int64, slot validity (rows, L) bool) as
+        tensors on ``device``; padding slots point at hit 0. Built once per device (``device_cache``)."""
+        import torch
+
+        def build():
+            token_hit = torch.as_tensor(self.token_hit, device=device)
+            out = []
+            for _, table in self.buckets():
+                t = torch.as_tensor(table, device=device)
+                valid = t >= 0
+                out.append((torch.where(valid, token_hit[t.clamp(min=0)], 0), valid))
+            return out
+
+        return self.device_cache("bucket_slots", device, build)
+
     def block_sparsity(self) -> float:
         return 1.0 - float(self.kv_num_blocks.sum()) / max(self.n_blocks**2, 1)
 

@@ -86,6 +86,7 @@ class AttentionBackend:
     padding_mask: bool  # does it honour key padding in a batch?
     custom_masks: bool  # does it take masks beyond padding (AttentionMask.block_mask / extra)?
     doc: str
+    pair_bias: bool = False  # does it add a per-pair score bias (AttentionMask.extra["pair_bias"])?
 
 
 BACKENDS: dict[str, AttentionBackend] = {}
@@ -303,9 +304,13 @@ def _build_cluster_blocked(options: dict) -> AttentionFn:
         if blocks is None:
             raise ConfigError("cluster-blocked attention needs block tables in AttentionMask.extra['blocks'] "
                               "(the training loop and predict attach them when the model has a locality section)")
+        pair_bias = mask.extra.get("pair_bias")
         if runs_cluster_flex(q.device.type, on_cuda):
+            if pair_bias is not None:
+                raise ConfigError("the compiled flex path has no pair bias: set attention_options.on_cuda: "
+                                  "blocked for a model with a geometric pair bias")
             return _on_flat_batch(q, k, v, lambda *qkv: _cluster_flex(*qkv, blocks, True))
-        return _on_flat_batch(q, k, v, lambda *qkv: cluster_blocked_attention(*qkv, blocks))
+        return _on_flat_batch(q, k, v, lambda *qkv: cluster_blocked_attention(*qkv, blocks, pair_bias=pair_bias))
 
     return cluster_blocked
 
@@ -321,5 +326,6 @@ register_backend(AttentionBackend(
     doc="FlexAttention with a BlockMask (padding or cluster masks), compiled when possible"))
 register_backend(AttentionBackend(
     "cluster-blocked", _build_cluster_blocked, backward_on_cpu=True, needs_cuda=False, padding_mask=True,
-    custom_masks=True, doc="attention inside locality clusters: padded cluster blocks + batched SDPA "
-                           "(compiled flex on CUDA)"))
+    custom_masks=True, pair_bias=True,
+    doc="attention inside locality clusters: padded cluster blocks + batched SDPA, optionally with a "
+        "per-pair score bias (compiled flex on CUDA, which takes no pair bias)"))

@@ -7,11 +7,13 @@ attention backend computes the same function in training and evaluation.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .attention import AttentionMask, build_attention
+from .attention import AttentionMask, build_attention, get_backend
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -64,6 +66,7 @@ class Encoder(nn.Module):
         if n_layers < 1:
             raise ConfigError(f"n_layers must be >= 1, not {n_layers}")
         self.attention = attention
+        self.attention_takes_pair_bias = get_backend(attention).pair_bias
         attend = build_attention(attention, attention_options)
         self.embed = nn.Linear(input_dim, d_model)
         self.layers = nn.ModuleList(
@@ -71,8 +74,14 @@ class Encoder(nn.Module):
         # Pre-norm stacks end un-normalised; a final norm keeps the heads' input scale stable.
         self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
 
-    def forward(self, x: torch.Tensor, mask: AttentionMask) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: AttentionMask, pair_bias: list | None = None) -> torch.Tensor:
+        """pair_bias: optional per bucket of the locality tables a (clusters, n_layers, heads, L, L) score
+        bias (`locality.pair_bias`); layer i gets its slice i through ``AttentionMask.extra["pair_bias"]``."""
+        if pair_bias is not None and not self.attention_takes_pair_bias:
+            raise ConfigError(f"attention backend {self.attention!r} takes no pair bias; use cluster-blocked")
         h = self.embed(x)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            if pair_bias is not None:
+                mask = replace(mask, extra={**mask.extra, "pair_bias": [b[:, i] for b in pair_bias]})
             h = layer(h, mask)
         return self.final_norm(h)

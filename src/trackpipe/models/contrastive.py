@@ -24,7 +24,9 @@ from torch import nn
 
 from .backbone import Encoder
 
-CONTRASTIVE = {"embedding_dim": 32, "temperature": 0.1, "pt_min": 0.9, "local_features": True}
+CONTRASTIVE = {"embedding_dim": 32, "temperature": 0.1, "pt_min": 0.9, "local_features": True, "pair_bias": None}
+# pair_bias: None (plain attention, the paper's) or {"hidden": H}: a `locality.pair_bias.GeometricPairBias`
+# adds a learned bias from each hit pair's track-compatibility geometry to every layer's attention scores
 
 
 def cluster_relative(x: torch.Tensor, blocks, min_std: float = 1e-3) -> torch.Tensor:
@@ -46,21 +48,6 @@ def cluster_relative(x: torch.Tensor, blocks, min_std: float = 1e-3) -> torch.Te
     return x.new_zeros(x.shape).index_add(0, th, rel) / mult[:, None].to(x.dtype)
 
 
-def _bucket_indices(blocks, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per bucket: (hit index of each padded slot (C, L), slot validity (C, L)); cached with the tables."""
-
-    def build():
-        token_hit = torch.as_tensor(blocks.token_hit, device=device)
-        out = []
-        for _, table in blocks.buckets():
-            t = torch.as_tensor(table, device=device)
-            valid = t >= 0
-            out.append((torch.where(valid, token_hit[t.clamp(min=0)], 0), valid))
-        return out
-
-    return blocks.device_cache("loss_buckets", device, build)
-
-
 def contrastive_loss(embedding: torch.Tensor, particle: torch.Tensor, anchor: torch.Tensor, blocks,
                      temperature: float) -> tuple[torch.Tensor, int]:
     """(mean loss over anchors, number of anchors) for L2-normalised embeddings (hits, dim) of the hit
@@ -71,7 +58,7 @@ def contrastive_loss(embedding: torch.Tensor, particle: torch.Tensor, anchor: to
     total = emb.sum() * 0.0
     n_anchors = 0
     very_negative = -1e9  # finite: a row without keys must not produce NaN gradients through logsumexp
-    for hit, valid in _bucket_indices(blocks, emb.device):
+    for hit, valid in blocks.bucket_slots(emb.device):
         L = hit.shape[1]
         e = emb[hit]                                          # (C, L, E)
         s = torch.bmm(e, e.transpose(1, 2)) / temperature     # (C, L, L)
@@ -98,21 +85,37 @@ class ContrastiveModel(nn.Module):
     task = "embedding"
 
     def __init__(self, encoder: Encoder, d_model: int, *, embedding_dim: int = 32, temperature: float = 0.1,
-                 pt_min: float = 0.9, local_features: bool = False):
+                 pt_min: float = 0.9, local_features: bool = False, pair_bias: nn.Module | None = None,
+                 coordinate_inputs: tuple | None = None):
+        """pair_bias: a `GeometricPairBias` for the encoder's layers; it reads the hits' physical x, y, z,
+        recovered from the standardised inputs by ``coordinate_inputs`` = (input columns of x, y, z,
+        their means, their standard deviations)."""
         super().__init__()
         self.local_features = bool(local_features)  # encoder input = [x, cluster_relative(x)]
         self.encoder = encoder
+        self.pair_bias = pair_bias
+        if pair_bias is not None:
+            if coordinate_inputs is None:
+                raise ValueError("a pair bias needs coordinate_inputs (the x, y, z input columns and their scales)")
+            columns, mean, std = coordinate_inputs
+            self.coordinate_columns = [int(c) for c in columns]
+            self.register_buffer("coordinate_mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
+            self.register_buffer("coordinate_std", torch.tensor(std, dtype=torch.float32), persistent=False)
         self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, embedding_dim))
         self.temperature = float(temperature)
         self.pt_min = None if pt_min is None else float(pt_min)  # None: every particle's hits are anchors
 
     def forward(self, batch: dict) -> dict:
         x = batch["x"]
+        B, N, F_ = x.shape
+        bias = None
+        if self.pair_bias is not None:
+            coords = x[..., self.coordinate_columns].reshape(B * N, 3) * self.coordinate_std + self.coordinate_mean
+            bias = self.pair_bias(coords, batch["mask"].extra["blocks"])
         if self.local_features:
-            B, N, F_ = x.shape
             rel = cluster_relative(x.reshape(B * N, F_), batch["mask"].extra["blocks"]).reshape(B, N, F_)
             x = torch.cat([x, rel], dim=-1)
-        h = self.encoder(x, batch["mask"])
+        h = self.encoder(x, batch["mask"], pair_bias=bias)
         return {"embedding": F.normalize(self.head(h), dim=-1)}
 
     def loss(self, out: dict, batch: dict):

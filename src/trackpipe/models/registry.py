@@ -237,8 +237,23 @@ def _build_contrastive(config, prep):
 
     arch, con = config["architecture"], config["contrastive"]
     n_in = len(prep.input_features) * (2 if con["local_features"] else 1)
+    pair_bias, coordinate_inputs = None, None
+    if con.get("pair_bias"):
+        from ..locality.pair_bias import PAIR_BIAS_DEFAULTS, GeometricPairBias
+
+        options = {**PAIR_BIAS_DEFAULTS, **con["pair_bias"]}
+        unknown = set(options) - set(PAIR_BIAS_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"unknown contrastive.pair_bias keys {sorted(unknown)}; allowed: {sorted(PAIR_BIAS_DEFAULTS)}")
+        missing = [c for c in ("x", "y", "z") if c not in prep.input_features]
+        if missing:
+            raise ConfigError(f"contrastive.pair_bias needs the inputs x, y, z; targets.inputs lacks {missing}")
+        columns = [prep.input_features.index(c) for c in ("x", "y", "z")]
+        coordinate_inputs = (columns, [prep.input_mean[c] for c in columns], [prep.input_std[c] for c in columns])
+        pair_bias = GeometricPairBias(arch["n_layers"], arch["n_heads"], hidden=int(options["hidden"]))
     return ContrastiveModel(_encoder(arch, n_in), arch["d_model"], embedding_dim=con["embedding_dim"],
-                            temperature=con["temperature"], pt_min=con["pt_min"], local_features=con["local_features"])
+                            temperature=con["temperature"], pt_min=con["pt_min"], local_features=con["local_features"],
+                            pair_bias=pair_bias, coordinate_inputs=coordinate_inputs)
 
 
 def _contrastive_defaults() -> dict:
