@@ -34,7 +34,7 @@ def test_chunked_embeddings_equal_whole_event_embeddings(tmp_path, algorithm, pa
     bias, coordinates = None, None
     if pair_bias:  # the geometric pair bias is computed per cluster too, so chunks stay exact
         bias = GeometricPairBias(n_layers=2, n_heads=2, hidden=8)
-        torch.nn.init.normal_(bias.mlp[-1].weight, std=0.5)
+        torch.nn.init.normal_(bias.to_bias.weight, std=0.5)
         assert prep.input_features[:3] == ["x", "y", "z"]
         coordinates = ([0, 1, 2], prep.input_mean[:3], prep.input_std[:3])
     model = ContrastiveModel(Encoder(6, d_model=16, n_heads=2, d_ff=16, n_layers=2, dropout=0.0,

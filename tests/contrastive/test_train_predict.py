@@ -72,7 +72,7 @@ def test_contrastive_with_a_geometric_pair_bias_trains_learns_the_bias_and_predi
     assert result.status == "completed" and np.isfinite(result.history.train_loss).all()
     model, _, _ = load_model(out, torch.device("cpu"))
     # the last layer starts at zero: after training it is not, so the bias took part in the optimisation
-    assert float(model.pair_bias.mlp[-1].weight.detach().abs().sum()) > 0
+    assert float(model.pair_bias.to_bias.weight.detach().abs().sum()) > 0
     summary = predict(out, store, tmp_path / "sub.csv", threads=1)
     assert summary["n_events"] == 5
     assert_disjoint_submission(read_submission(tmp_path / "sub.csv"), store)

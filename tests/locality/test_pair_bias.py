@@ -76,24 +76,36 @@ def test_biased_cluster_attention_matches_a_per_cluster_dense_reference():
     g = torch.Generator().manual_seed(3)
     coords = torch.randn(n, 3, generator=g, dtype=torch.float64) * torch.tensor([80.0, 80.0, 300.0], dtype=torch.float64)
     q, k, v = (torch.randn(1, H, n, 4, generator=g, dtype=torch.float64) for _ in range(3))
-    module = GeometricPairBias(n_layers=1, n_heads=H, hidden=8).double()
-    torch.nn.init.normal_(module.mlp[-1].weight, std=0.5, generator=g)
-    bias = module(coords, blocks)
+    module = GeometricPairBias(n_layers=1, n_heads=H, hidden=8, head_dim=4, values=True).double()
+    torch.nn.init.normal_(module.to_bias.weight, std=0.5, generator=g)
+    torch.nn.init.normal_(module.value_weight, std=0.5, generator=g)
+    bias, (embedded, weight) = module(coords, blocks)
     out = cluster_blocked_attention(q, k, v, blocks, pair_bias=[b[:, 0] for b in bias])
+    with_values = cluster_blocked_attention(q, k, v, blocks, pair_bias=[b[:, 0] for b in bias],
+                                            pair_values=(embedded, weight[0]))
 
-    ref = torch.zeros_like(q)
+    ref, ref_values = torch.zeros_like(q), torch.zeros_like(q)
     count = torch.zeros(n, dtype=torch.float64)
     with torch.no_grad():
         for c in np.unique(cl):
             members = torch.as_tensor(idx[cl == c])
-            pb = module.mlp(pair_features(coords[members])).permute(2, 0, 1)[None]   # (1, H, m, m)
-            ref[:, :, members] += F.scaled_dot_product_attention(q[:, :, members], k[:, :, members],
-                                                                 v[:, :, members], attn_mask=pb)
+            g_pair = module.embed(pair_features(coords[members]))                  # (m, m, hidden)
+            pb = module.to_bias(g_pair).permute(2, 0, 1)[None]                     # (1, H, m, m)
+            qc, kc, vc = q[:, :, members], k[:, :, members], v[:, :, members]
+            ref[:, :, members] += F.scaled_dot_product_attention(qc, kc, vc, attn_mask=pb)
+            p = torch.softmax(qc @ kc.transpose(-1, -2) / 2.0 + pb, dim=-1)        # head_dim 4: scale 1/2
+            # each query: sum over its keys of p(q, k) times the head's projection of the pair embedding
+            pair_term = torch.stack([torch.einsum("qk,qkd->qd", p[0, h], g_pair @ weight[0, h])
+                                     for h in range(H)])[None]
+            ref_values[:, :, members] += p @ vc + pair_term
             count[members] += 1
     ref /= count[None, None, :, None]
+    ref_values /= count[None, None, :, None]
     assert (out - ref).abs().max() <= 1e-10
-    # and the bias matters: without it the outputs differ
+    assert (with_values - ref_values).abs().max() <= 1e-10
+    # and each term matters: without it the outputs differ
     assert (cluster_blocked_attention(q, k, v, blocks) - ref).abs().max() > 1e-3
+    assert (with_values - ref).abs().max() > 1e-3
 
 
 def test_untrained_bias_is_plain_attention_and_gradients_reach_the_mlp():
@@ -102,12 +114,13 @@ def test_untrained_bias_is_plain_attention_and_gradients_reach_the_mlp():
     g = torch.Generator().manual_seed(0)
     coords = torch.randn(n, 3, generator=g) * 100
     q, k, v = (torch.randn(1, 2, n, 4, generator=g) for _ in range(3))
-    module = GeometricPairBias(n_layers=1, n_heads=2, hidden=8)
-    bias = [b[:, 0] for b in module(coords, blocks)]
-    out = cluster_blocked_attention(q, k, v, blocks, pair_bias=bias)
+    module = GeometricPairBias(n_layers=1, n_heads=2, hidden=8, head_dim=4, values=True)
+    bias, (embedded, weight) = module(coords, blocks)
+    out = cluster_blocked_attention(q, k, v, blocks, pair_bias=[b[:, 0] for b in bias],
+                                    pair_values=(embedded, weight[0]))
     assert (out - cluster_blocked_attention(q, k, v, blocks)).abs().max() <= 1e-6
     out.pow(2).sum().backward()
-    assert module.mlp[-1].weight.grad.abs().sum() > 0
+    assert module.to_bias.weight.grad.abs().sum() > 0 and module.value_weight.grad.abs().sum() > 0
 
 
 def test_encoder_refuses_a_pair_bias_on_a_backend_without_one():
@@ -116,7 +129,8 @@ def test_encoder_refuses_a_pair_bias_on_a_backend_without_one():
     x = torch.randn(1, n, 3)
     valid = torch.ones(1, n, dtype=torch.bool)
     module = GeometricPairBias(n_layers=2, n_heads=2, hidden=8)
-    bias = module(torch.randn(n, 3) * 100, blocks)
+    bias, values = module(torch.randn(n, 3) * 100, blocks)
+    assert values is None
     enc = Encoder(3, d_model=8, n_heads=2, d_ff=16, n_layers=2, attention="sdpa")
     with pytest.raises(ConfigError, match="takes no pair bias"):
         enc(x, AttentionMask(valid, extra={"blocks": blocks}), pair_bias=bias)

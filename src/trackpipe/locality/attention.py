@@ -77,15 +77,21 @@ def _build_bucket_tensors(blocks: ClusterBlocks, device) -> dict:
 
 
 def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: ClusterBlocks,
-                              *, scale: float | None = None, pair_bias: list | None = None) -> torch.Tensor:
+                              *, scale: float | None = None, pair_bias: list | None = None,
+                              pair_values: tuple | None = None) -> torch.Tensor:
     """pair_bias: optional per bucket of the tables a (clusters, H, L, L) additive score bias (query,
-    key), e.g. from `locality.pair_bias.GeometricPairBias`; the same for every event of the batch."""
+    key), e.g. from `locality.pair_bias.GeometricPairBias`; the same for every event of the batch.
+
+    pair_values: optional (per bucket a (clusters, L, L, G) pair embedding g, weight (H, G, D)): each
+    query also receives its attention-weighted mean of g over its keys, projected per head,
+    out_i = sum_j p_ij (v_j + W_h g_ij), so a hit learns the geometry of the pairs it attends to."""
     B, H, N, D = q.shape
     if N != blocks.n_hits:
         raise ValueError(f"q has {N} hits but the block tables were built for {blocks.n_hits}")
     tensors = _bucket_tensors(blocks, q.device)
-    if pair_bias is not None and len(pair_bias) != len(tensors["buckets"]):
-        raise ValueError(f"pair_bias has {len(pair_bias)} buckets, the block tables {len(tensors['buckets'])}")
+    for name, terms in (("pair_bias", pair_bias), ("pair_values", None if pair_values is None else pair_values[0])):
+        if terms is not None and len(terms) != len(tensors["buckets"]):
+            raise ValueError(f"{name} has {len(terms)} buckets, the block tables {len(tensors['buckets'])}")
     qf, kf, vf = (x.reshape(B * H, N, D) for x in (q, k, v))
     outs = []
     for b, (L, hit_of, bias) in enumerate(tensors["buckets"]):
@@ -97,7 +103,14 @@ def cluster_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         attn_mask = bias.to(q.dtype)
         if pair_bias is not None:  # (C, H, L, L), heads in the order of the B·H axis (b-major)
             attn_mask = attn_mask + pair_bias[b].to(q.dtype).repeat(1, B, 1, 1)
-        o = F.scaled_dot_product_attention(gather(qf), gather(kf), gather(vf), attn_mask=attn_mask, scale=scale)
+        if pair_values is None:
+            o = F.scaled_dot_product_attention(gather(qf), gather(kf), gather(vf), attn_mask=attn_mask, scale=scale)
+        else:  # the probabilities are needed twice: explicit softmax attention
+            qb, kb, vb = gather(qf), gather(kf), gather(vf)
+            p = torch.softmax(qb @ kb.transpose(-1, -2) * (D ** -0.5 if scale is None else scale) + attn_mask, dim=-1)
+            g, weight = pair_values[0][b].to(q.dtype), pair_values[1].to(q.dtype)   # (C, L, L, G), (H, G, D)
+            pg = torch.einsum("cnqk,cqkg->cnqg", p, g)                               # (C, B·H, L, G)
+            o = p @ vb + torch.einsum("cbhqg,hgd->cbhqd", pg.view(C, B, H, L, -1), weight).reshape(C, B * H, L, D)
         outs.append(o.transpose(0, 1).reshape(B * H, C * L, D))
     slots = torch.cat(outs, dim=1)                                    # (B·H, padded slots, D)
     if tensors["hit_slot"] is not None:  # disjoint clusters: every hit has exactly one slot

@@ -15,7 +15,10 @@ about the beam axis (the training augmentation's phi rotation) and odd or even u
 
 z0 = z_i - r_i·dz/dr is the z at r = 0 of the straight line through the two hits in (r, z) (symmetric
 in i, j); ratios use denominators of at least 1 mm and are clipped to ±10 (pairs on one layer or one
-disk). The MLP's last layer starts at zero, so an untrained bias is plain attention.
+disk). The MLP's last layer starts at zero, so an untrained bias is plain attention. With ``values``
+the MLP's hidden pair embedding also flows into the attention output (``pair_values``): a hit then
+receives the geometry of the pairs it attends to (their vertex z, bending), not only their hits' features,
+which lets the next layer compare two hits' candidate track parameters.
 
 The bias is computed on the cluster-blocked layout (`locality.blocks`, clusters padded to bucket
 lengths): per bucket a (clusters, layers, heads, L, L) tensor, no N² matrix.
@@ -29,7 +32,7 @@ import torch
 from torch import nn
 
 PAIR_FEATURES = ("dr", "dz", "dphi", "z0", "dphi_dr", "dphi_dz", "dcot", "same_radius")
-PAIR_BIAS_DEFAULTS = {"hidden": 32}
+PAIR_BIAS_DEFAULTS = {"hidden": 32, "values": False}
 _CLIP = 10.0
 
 
@@ -57,22 +60,34 @@ def pair_features(coords: torch.Tensor) -> torch.Tensor:
 class GeometricPairBias(nn.Module):
     """Pair features -> MLP -> additive attention bias, ``n_layers`` x ``n_heads`` values per pair."""
 
-    def __init__(self, n_layers: int, n_heads: int, hidden: int = 32):
+    def __init__(self, n_layers: int, n_heads: int, hidden: int = 32, *, head_dim: int | None = None,
+                 values: bool = False):
+        """values: also return the MLP's hidden pair embedding g (hidden wide) and hold per layer and head
+        a projection ``value_weight`` (n_layers, n_heads, hidden, head_dim) into the attention output
+        (`locality.attention.cluster_blocked_attention`'s pair_values), zero at the start."""
         super().__init__()
         self.n_layers, self.n_heads = int(n_layers), int(n_heads)
-        self.mlp = nn.Sequential(nn.Linear(len(PAIR_FEATURES), hidden), nn.ReLU(),
-                                 nn.Linear(hidden, self.n_layers * self.n_heads))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
+        self.embed = nn.Sequential(nn.Linear(len(PAIR_FEATURES), hidden), nn.ReLU())
+        self.to_bias = nn.Linear(hidden, self.n_layers * self.n_heads)
+        nn.init.zeros_(self.to_bias.weight)
+        nn.init.zeros_(self.to_bias.bias)
+        self.value_weight = None
+        if values:
+            if head_dim is None:
+                raise ValueError("pair values need the attention head_dim")
+            self.value_weight = nn.Parameter(torch.zeros(self.n_layers, self.n_heads, hidden, int(head_dim)))
 
-    def forward(self, coords: torch.Tensor, blocks) -> list[torch.Tensor]:
-        """coords (hits, 3) physical x, y, z of the sequence the block tables index -> per bucket of
-        ``blocks.buckets()`` a (clusters, n_layers, n_heads, L, L) bias (padding slots get finite values;
-        the attention's key-padding mask removes them)."""
-        out = []
+    def forward(self, coords: torch.Tensor, blocks) -> tuple[list[torch.Tensor], tuple | None]:
+        """coords (hits, 3) physical x, y, z of the sequence the block tables index -> (per bucket of
+        ``blocks.buckets()`` a (clusters, n_layers, n_heads, L, L) bias, and with values the pair values
+        (per bucket the (clusters, L, L, hidden) embedding, ``value_weight``), else None). Padding slots
+        get finite values; the attention's key-padding mask removes them."""
+        bias, embedded = [], []
         for hit, _valid in blocks.bucket_slots(coords.device):
             C, L = hit.shape
-            bias = self.mlp(pair_features(coords[hit].to(self.mlp[0].weight.dtype)))  # (C, L, L, layers·heads)
-            out.append(bias.view(C, L, L, self.n_layers, self.n_heads).permute(0, 3, 4, 1, 2))
-        return out
+            g = self.embed(pair_features(coords[hit].to(self.to_bias.weight.dtype)))  # (C, L, L, hidden)
+            b = self.to_bias(g)                                                      # (C, L, L, layers·heads)
+            bias.append(b.view(C, L, L, self.n_layers, self.n_heads).permute(0, 3, 4, 1, 2))
+            embedded.append(g)
+        return bias, (None if self.value_weight is None else (embedded, self.value_weight))
 

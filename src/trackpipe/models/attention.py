@@ -304,13 +304,14 @@ def _build_cluster_blocked(options: dict) -> AttentionFn:
         if blocks is None:
             raise ConfigError("cluster-blocked attention needs block tables in AttentionMask.extra['blocks'] "
                               "(the training loop and predict attach them when the model has a locality section)")
-        pair_bias = mask.extra.get("pair_bias")
+        pair_bias, pair_values = mask.extra.get("pair_bias"), mask.extra.get("pair_values")
         if runs_cluster_flex(q.device.type, on_cuda):
-            if pair_bias is not None:
+            if pair_bias is not None or pair_values is not None:
                 raise ConfigError("the compiled flex path has no pair bias: set attention_options.on_cuda: "
                                   "blocked for a model with a geometric pair bias")
             return _on_flat_batch(q, k, v, lambda *qkv: _cluster_flex(*qkv, blocks, True))
-        return _on_flat_batch(q, k, v, lambda *qkv: cluster_blocked_attention(*qkv, blocks, pair_bias=pair_bias))
+        return _on_flat_batch(q, k, v, lambda *qkv: cluster_blocked_attention(*qkv, blocks, pair_bias=pair_bias,
+                                                                               pair_values=pair_values))
 
     return cluster_blocked
 

@@ -74,14 +74,23 @@ class Encoder(nn.Module):
         # Pre-norm stacks end un-normalised; a final norm keeps the heads' input scale stable.
         self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
 
-    def forward(self, x: torch.Tensor, mask: AttentionMask, pair_bias: list | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: AttentionMask, pair_bias: list | None = None,
+                pair_values: tuple | None = None) -> torch.Tensor:
         """pair_bias: optional per bucket of the locality tables a (clusters, n_layers, heads, L, L) score
-        bias (`locality.pair_bias`); layer i gets its slice i through ``AttentionMask.extra["pair_bias"]``."""
-        if pair_bias is not None and not self.attention_takes_pair_bias:
+        bias; pair_values: optional (per bucket a (clusters, L, L, G) pair embedding, weights (n_layers,
+        heads, G, head_dim)) (`locality.pair_bias`). Layer i gets its slices through
+        ``AttentionMask.extra["pair_bias"]`` and ``["pair_values"]``."""
+        if (pair_bias is not None or pair_values is not None) and not self.attention_takes_pair_bias:
             raise ConfigError(f"attention backend {self.attention!r} takes no pair bias; use cluster-blocked")
         h = self.embed(x)
         for i, layer in enumerate(self.layers):
-            if pair_bias is not None:
-                mask = replace(mask, extra={**mask.extra, "pair_bias": [b[:, i] for b in pair_bias]})
-            h = layer(h, mask)
+            layer_mask = mask
+            if pair_bias is not None or pair_values is not None:
+                extra = dict(mask.extra)
+                if pair_bias is not None:
+                    extra["pair_bias"] = [b[:, i] for b in pair_bias]
+                if pair_values is not None:
+                    extra["pair_values"] = (pair_values[0], pair_values[1][i])
+                layer_mask = replace(mask, extra=extra)
+            h = layer(h, layer_mask)
         return self.final_norm(h)

@@ -25,8 +25,9 @@ from torch import nn
 from .backbone import Encoder
 
 CONTRASTIVE = {"embedding_dim": 32, "temperature": 0.1, "pt_min": 0.9, "local_features": True, "pair_bias": None}
-# pair_bias: None (plain attention, the paper's) or {"hidden": H}: a `locality.pair_bias.GeometricPairBias`
-# adds a learned bias from each hit pair's track-compatibility geometry to every layer's attention scores
+# pair_bias: None (plain attention, the paper's) or {"hidden": H, "values": bool}: a
+# `locality.pair_bias.GeometricPairBias` adds a learned bias from each hit pair's track-compatibility
+# geometry to every layer's attention scores (and with values the pair embedding to the outputs)
 
 
 def cluster_relative(x: torch.Tensor, blocks, min_std: float = 1e-3) -> torch.Tensor:
@@ -108,14 +109,14 @@ class ContrastiveModel(nn.Module):
     def forward(self, batch: dict) -> dict:
         x = batch["x"]
         B, N, F_ = x.shape
-        bias = None
+        bias = values = None
         if self.pair_bias is not None:
             coords = x[..., self.coordinate_columns].reshape(B * N, 3) * self.coordinate_std + self.coordinate_mean
-            bias = self.pair_bias(coords, batch["mask"].extra["blocks"])
+            bias, values = self.pair_bias(coords, batch["mask"].extra["blocks"])
         if self.local_features:
             rel = cluster_relative(x.reshape(B * N, F_), batch["mask"].extra["blocks"]).reshape(B, N, F_)
             x = torch.cat([x, rel], dim=-1)
-        h = self.encoder(x, batch["mask"], pair_bias=bias)
+        h = self.encoder(x, batch["mask"], pair_bias=bias, pair_values=values)
         return {"embedding": F.normalize(self.head(h), dim=-1)}
 
     def loss(self, out: dict, batch: dict):

@@ -250,7 +250,8 @@ def _build_contrastive(config, prep):
             raise ConfigError(f"contrastive.pair_bias needs the inputs x, y, z; targets.inputs lacks {missing}")
         columns = [prep.input_features.index(c) for c in ("x", "y", "z")]
         coordinate_inputs = (columns, [prep.input_mean[c] for c in columns], [prep.input_std[c] for c in columns])
-        pair_bias = GeometricPairBias(arch["n_layers"], arch["n_heads"], hidden=int(options["hidden"]))
+        pair_bias = GeometricPairBias(arch["n_layers"], arch["n_heads"], hidden=int(options["hidden"]),
+                                      head_dim=arch["d_model"] // arch["n_heads"], values=bool(options["values"]))
     return ContrastiveModel(_encoder(arch, n_in), arch["d_model"], embedding_dim=con["embedding_dim"],
                             temperature=con["temperature"], pt_min=con["pt_min"], local_features=con["local_features"],
                             pair_bias=pair_bias, coordinate_inputs=coordinate_inputs)
