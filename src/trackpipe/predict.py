@@ -34,6 +34,7 @@ from .models.attention import AttentionMask
 from .models.registry import MODELS, build_model, recorded_config
 from .progress import progress
 from .targets import Preprocessing, hit_parameters
+from .tracking.embedding import hit_layers
 from .train.locality import blocks_for_event, locality_settings
 from .train.loop import CHECKPOINT, amp_settings
 from .schema import TIMING
@@ -154,7 +155,7 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
     rng = np.random.default_rng(seed)
     # particle_id only for the posteriors' true class: prediction itself never reads the truth.
     columns = (["event_id", "hit_id", "x", "y", "z"] + (["particle_id"] if posteriors is not None else [])
-               + (["volume_id"] if locality else []))
+               + (["volume_id", "layer_id"] if locality else []))
 
     def forward(event):
         batch = {"x": torch.from_numpy(prep.inputs(event.hits))[None].to(dev)}
@@ -162,6 +163,7 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
         batch["mask"] = AttentionMask(batch["valid"])
         if locality is not None:
             batch["mask"].extra["blocks"] = blocks_for_event(event.event_id, event.hits, locality)
+            batch["layer"] = hit_layers(event.hits)  # one-hit-per-layer track formation (tracking.embedding)
         return batch
 
     def track_event(event):

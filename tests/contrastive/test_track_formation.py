@@ -174,3 +174,83 @@ def test_chunked_scoring_gives_the_same_edges(method, monkeypatch):
     chunked = candidate_edges(emb, blocks, method=method, k=5)
     key = lambda e: sorted(zip(e[0].tolist(), e[1].tolist(), np.round(e[2], 6).tolist()))  # noqa: E731
     assert len(whole[0]) > 0 and key(chunked) == key(whole)
+
+
+# --- one-hit-per-layer track building ----------------------------------------------------------------
+
+def sequential_greedy(n, src, dst, sim, layer, max_per_layer):
+    """Reference: Kruskal's order (stable by decreasing similarity), join two tracks when no layer then
+    holds more than max_per_layer of their hits."""
+    parent = list(range(n))
+    count = [{int(layer[i]): 1} for i in range(n)]
+
+    def find(a):
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for e in np.argsort(-np.asarray(sim, np.float64), kind="stable"):
+        a, b = find(int(src[e])), find(int(dst[e]))
+        if a == b or any(count[a].get(lay, 0) + c > max_per_layer for lay, c in count[b].items()):
+            continue
+        parent[b] = a
+        for lay, c in count[b].items():
+            count[a][lay] = count[a].get(lay, 0) + c
+    return np.array([find(i) for i in range(n)])
+
+
+@pytest.mark.parametrize("max_per_layer", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_layer_constrained_rounds_equal_sequential_greedy(max_per_layer, seed):
+    from trackpipe.tracking.embedding import layer_constrained_components
+
+    rng = np.random.default_rng(seed)
+    n, e = 400, 3000
+    layer = rng.integers(0, 8, n)
+    src, dst = rng.integers(0, n, e), rng.integers(0, n, e)
+    sim = rng.choice(np.linspace(0, 1, 50), e).astype(np.float32)  # many ties: the stable order decides
+    got = layer_constrained_components(n, src, dst, sim, layer, max_per_layer)
+    assert same_partition(got, sequential_greedy(n, src, dst, sim, layer, max_per_layer))
+    # no track holds more than max_per_layer hits on a layer
+    assert np.bincount(got * 8 + layer).max() <= max_per_layer
+
+
+def test_one_wrong_edge_does_not_chain_two_tracks():
+    """Particles A (hits 0-3) and B (hits 4-7) cross layers 0-3; one wrong edge A0-B1 above the threshold
+    joins them into one component, but both tracks already hold layers 0 and 1 when it comes."""
+    from trackpipe.tracking.embedding import tracks_from_edges
+
+    layer = np.tile(np.arange(4), 2)
+    src = np.array([0, 1, 2, 4, 5, 6, 0])
+    dst = np.array([1, 2, 3, 5, 6, 7, 5])
+    sim = np.array([0.97, 0.96, 0.95, 0.97, 0.96, 0.95, 0.92], np.float32)
+    plain = tracks_from_edges(8, src, dst, sim, threshold=0.9, mutual=False)
+    assert len(np.unique(plain)) == 1
+    built = tracks_from_edges(8, src, dst, sim, threshold=0.9, mutual=False, layer=layer, max_per_layer=1)
+    assert same_partition(built, np.repeat([0, 1], 4))
+
+
+def test_a_second_hit_on_a_layer_needs_max_two():
+    """TrackML's overlapping modules: hits 0 and 1 of one particle are both on layer 0. The edges 0-2 and 1-3
+    come first and make two half-tracks that both hold layer 0: with one hit per layer they stay apart;
+    with two they join."""
+    from trackpipe.tracking.embedding import tracks_from_edges
+
+    layer = np.array([0, 0, 1, 2])
+    src, dst = np.array([0, 1, 2, 0]), np.array([2, 3, 3, 1])
+    sim = np.ones(4, np.float32)
+    assert len(np.unique(tracks_from_edges(4, src, dst, sim, threshold=0.5, mutual=False, layer=layer,
+                                           max_per_layer=1))) == 2
+    assert len(np.unique(tracks_from_edges(4, src, dst, sim, threshold=0.5, mutual=False, layer=layer,
+                                           max_per_layer=2))) == 1
+
+
+def test_layer_limit_needs_layers_and_a_valid_value():
+    from trackpipe.tracking.embedding import tracks_from_embedding
+
+    emb, particle, cluster = separated_case()
+    blocks = build_blocks(np.arange(len(particle)), cluster, len(particle))
+    with pytest.raises(DataError, match="layer_id"):
+        tracks_from_embedding(emb, blocks, max_hits_per_layer=1)
+    with pytest.raises(ConfigError, match="max_hits_per_layer"):
+        tracks_from_embedding(emb, blocks, max_hits_per_layer=3, layer=np.zeros(len(particle), int))

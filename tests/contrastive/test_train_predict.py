@@ -79,7 +79,7 @@ def test_contrastive_with_a_geometric_pair_bias_trains_learns_the_bias_and_predi
 
 
 @pytest.mark.parametrize("section,message", [
-    ({"contrastive": {"pair_bias": {"width": 8}}}, "unknown contrastive.pair_bias keys"),
+    ({"contrastive": {"pair_bias": {"width": 8}}}, "pair_bias.width"),
     ({"contrastive": {"pair_bias": {"hidden": 8}}, "targets": {"inputs": ["r", "phi", "z"]}}, "lacks \\['x', 'y'\\]"),
 ])
 def test_bad_pair_bias_sections_fail_clearly(store, tmp_path, section, message):
@@ -107,11 +107,14 @@ def assert_threshold_chosen_on_validation_dm(model_dir, store_path):
     ev = store.read_event(val_id)
     ptab, _ = match_tables(ev.hits, ev.particles, ev.hits.assign(track_id=np.arange(len(ev.hits)))[["event_id", "hit_id", "track_id"]])
     rows = clustering["grid"]
-    assert [r["threshold"] for r in rows] == TINY_CONTRASTIVE["tracking"]["thresholds"]
+    # every (max hits per layer, threshold) pair of the grid was scored
+    assert [(r["max_hits_per_layer"], r["threshold"]) for r in rows] == [
+        (limit, t) for limit in (1, 2) for t in TINY_CONTRASTIVE["tracking"]["thresholds"]]
     assert all(r["n_selected_particles"] == int(ptab.selected.sum()) > 0 for r in rows)
     best = max(r["dm_efficiency"] for r in rows)
-    chosen = [r for r in rows if r["threshold"] == clustering["threshold"]]
-    assert chosen[0]["dm_efficiency"] == best and all(0 <= r["trackml_score"] <= 1 for r in rows)
+    (chosen,) = [r for r in rows if r["chosen"]]
+    assert (chosen["threshold"], chosen["max_hits_per_layer"]) == (clustering["threshold"], clustering["max_hits_per_layer"])
+    assert chosen["dm_efficiency"] == best and all(0 <= r["trackml_score"] <= 1 for r in rows)
 
 
 def test_part2_classifier_with_cluster_attention_trains_and_predicts(store, tmp_path):

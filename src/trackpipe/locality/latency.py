@@ -67,7 +67,7 @@ def _device_tables(blocks, device, attention: str) -> None:
 def event_latency(model, cfg: dict, prep, event, device: torch.device, tracking: dict) -> tuple[dict, np.ndarray]:
     """({component: ms}, track id per hit) of one event through the contrastive tracker."""
     from ..models.attention import AttentionMask
-    from ..tracking.embedding import tracks_from_embedding
+    from ..tracking.embedding import hit_layers, tracks_from_embedding
     from ..train.locality import blocks_for_event, locality_settings
 
     settings = locality_settings(cfg)
@@ -87,7 +87,7 @@ def event_latency(model, cfg: dict, prep, event, device: torch.device, tracking:
             emb = model(batch)["embedding"][0]
         ms["encoder_forward"] = t.ms
         t0 = time.perf_counter()
-        tracks = tracks_from_embedding(emb, blocks, **tracking)
+        tracks = tracks_from_embedding(emb, blocks, **tracking, layer=hit_layers(event.hits))
         ms["track_formation"] = (time.perf_counter() - t0) * 1e3
     ms["total"] = ms["clustering_and_masks"] + ms["encoder_forward"] + ms["track_formation"]
     return ms, tracks
@@ -155,7 +155,7 @@ def latency_breakdown(store_path, *, model_dir=None, model_section: dict | None 
     """
     from ..device import select_device, set_threads
     from ..io.store import EventStore
-    from ..tracking.embedding import TRACK_FORMATION, tracking_params
+    from ..tracking.embedding import saved_tracking_params, tracking_params
     from .events import pixel_hits
 
     set_threads(threads)
@@ -168,11 +168,11 @@ def latency_breakdown(store_path, *, model_dir=None, model_section: dict | None 
         from ..predict import load_model
 
         model, cfg, prep = load_model(model_dir, dev)
-        tracking = {k: prep.clustering[k] for k in TRACK_FORMATION}
+        tracking = saved_tracking_params(prep.clustering)
     else:
         model, cfg, prep = _untrained_model(model_section or {}, store, ids, dev)
         tracking = tracking_params(cfg["tracking"])
-    columns = ["event_id", "hit_id", "x", "y", "z", "volume_id", "particle_id"]
+    columns = ["event_id", "hit_id", "x", "y", "z", "volume_id", "layer_id", "particle_id"]
 
     def read(eid):
         ev = store.read_event(eid, columns=columns)

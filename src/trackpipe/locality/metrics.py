@@ -98,14 +98,15 @@ def oracle_embedding(code: np.ndarray, dim: int = ORACLE_DIM, seed: int = 0) -> 
     return vec[np.where(code >= 0, code, n_codes + np.arange(len(code)))]
 
 
-def oracle_tracks(code: np.ndarray, result: LocalityResult, tracking: dict | None = None) -> np.ndarray:
-    """Track id per hit that the project's track formation builds from the perfect embedding."""
+def oracle_tracks(code: np.ndarray, result: LocalityResult, tracking: dict | None = None, layer=None) -> np.ndarray:
+    """Track id per hit that the project's track formation builds from the perfect embedding; ``layer``:
+    the hits' `tracking.embedding.layer_codes` (needed with ``max_hits_per_layer`` > 0)."""
     from ..tracking.embedding import TRACK_FORMATION, tracks_from_embedding
     from .blocks import build_blocks
 
     params = {**TRACK_FORMATION, **(tracking or {})}
     blocks = build_blocks(result.hit_index, result.cluster_id, result.n_hits)
-    return tracks_from_embedding(oracle_embedding(code), blocks, **params)
+    return tracks_from_embedding(oracle_embedding(code), blocks, **params, layer=layer)
 
 
 def locality_metrics(hits, particles, result: LocalityResult, params: dict | None = None, *, event=None,
@@ -147,7 +148,9 @@ def locality_metrics(hits, particles, result: LocalityResult, params: dict | Non
     matched = dm_matched(code, result.hit_index, result.cluster_id, result.n_clusters, nh)
     oracle_matched = None
     if oracle:
-        tracks = oracle_tracks(code, result, p["tracking"])
+        from ..tracking.embedding import hit_layers
+
+        tracks = oracle_tracks(code, result, p["tracking"], hit_layers(hits))
         oracle_matched = dm_matched(code, np.arange(len(code)), tracks, int(tracks.max(initial=-1)) + 1, nh)
 
     out = {}

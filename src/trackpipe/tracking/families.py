@@ -25,7 +25,7 @@ import torch
 
 from ..train.data import EventArrays, collate
 from .assign import classes_with_noise_rule, tracks_from_classes, tracks_from_regression
-from .embedding import OBJECTIVE, TRACK_FORMATION, select_threshold, tracking_params, tracks_from_embedding
+from .embedding import OBJECTIVE, saved_tracking_params, select_threshold, tracking_params, tracks_from_embedding
 from .selection import select_class_rule, select_hdbscan
 
 log = logging.getLogger(__name__)
@@ -103,16 +103,18 @@ def embedding_select(model, cfg: dict, prep, val_data: EventArrays, device, amp)
         return val_data.event_ids[i], out["embedding"][0].float(), val_data.blocks[i], val_data.event(i)
 
     events = validation_outputs(model, val_data, tracking["selection_events"], device, amp, embedded)
-    threshold, rows = select_threshold(events, params, tracking["thresholds"])
+    threshold, rows = select_threshold(events, params, tracking["thresholds"], tracking.get("layer_limits"))
+    params["max_hits_per_layer"] = next(r["max_hits_per_layer"] for r in rows if r["chosen"])
     if not rows[0]["n_selected_particles"]:
         log.warning("no particle with pT > 0.9 GeV on >= 3 layers in %d validation event(s): the track-formation "
                     "threshold is chosen on the TrackML score alone", len(events))
-    log.info("track formation on %d validation events: threshold %s (%s: %s)", len(events), threshold, OBJECTIVE,
-             [(r["threshold"], r["dm_efficiency"], r["trackml_score"]) for r in rows])
+    log.info("track formation on %d validation events: threshold %s, max hits per layer %s (%s: %s)", len(events),
+             threshold, params["max_hits_per_layer"], OBJECTIVE,
+             [(r["max_hits_per_layer"], r["threshold"], r["dm_efficiency"], r["trackml_score"]) for r in rows])
     return {**params, "threshold": threshold, "objective": OBJECTIVE, "grid": rows, "selection_events": len(events)}
 
 
 def embedding_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
     """Track formation from the embeddings inside the event's locality clusters, selected parameters."""
     return tracks_from_embedding(outputs["embedding"][0], batch["mask"].extra["blocks"],
-                                 **{k: prep.clustering[k] for k in TRACK_FORMATION})
+                                 **saved_tracking_params(prep.clustering), layer=batch.get("layer"))
