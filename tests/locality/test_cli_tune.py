@@ -92,3 +92,16 @@ def test_tune_oracle_dm_at_budget_per_region(trackml_event):
     assert res["params"]["barrel"] != {"width_u": 2.0, "width_v": 60.0, "overlap_u": 0.5, "overlap_v": 0.5}
     with pytest.raises(Exception, match="objective"):
         tune([(hits, particles)], "grid_window", grid=grid, objective="score")
+
+
+def test_real_pixels_need_a_second_hit_per_layer(trackml_event):
+    """Overlapping modules give most real particles two hits on some layer: with the perfect embedding,
+    one hit per layer splits such particles between half-tracks, the default limit of 2 does not."""
+    hits, particles = pixel_hits(trackml_event.hits), trackml_event.particles
+    key = hits[hits.particle_id > 0][["particle_id", "volume_id", "layer_id"]]
+    assert key.duplicated().sum() > 100  # the event's double hits: the premise of this test
+    result = cluster_event(hits, "grid_window")
+    limit = {n: locality_metrics(hits, particles, result, {"tracking": {"max_hits_per_layer": n}}, oracle=True)
+             for n in (0, 1, 2)}
+    assert limit[2]["all"]["oracle_dm_efficiency"] == limit[0]["all"]["oracle_dm_efficiency"] == 1.0
+    assert limit[1]["all"]["oracle_dm_efficiency"] < 0.97
