@@ -133,11 +133,12 @@ def main() -> int:
     prep = json.loads((model_dir / "preprocessing.json").read_text())
     clustering = prep["clustering"]
     print(f"   track formation: {clustering.get('method')} k={clustering.get('k')} threshold={clustering.get('threshold')}"
-          f", chosen on {clustering.get('objective')} over {clustering.get('selection_events')} validation event(s)")
-    print("   threshold  DM eff (pT>0.9)  TrackML score  fake rate  selected particles")
+          f" max hits per layer={clustering.get('max_hits_per_layer', 0)}, chosen on {clustering.get('objective')} over "
+          f"{clustering.get('selection_events')} validation event(s)")
+    print("   max/layer  threshold  DM eff (pT>0.9)  TrackML score  fake rate  selected particles")
     for r in clustering.get("grid", []):
-        print(f"   {r['threshold']:9g}  {_rate(r['dm_efficiency']):>15s}  {r['trackml_score']:13.3f}  "
-              f"{_rate(r['fake_rate']):>9s}  {r['n_selected_particles']:18d}")
+        print(f"   {r.get('max_hits_per_layer', 0):9d}  {r['threshold']:9g}  {_rate(r['dm_efficiency']):>15s}  "
+              f"{r['trackml_score']:13.3f}  {_rate(r['fake_rate']):>9s}  {r['n_selected_particles']:18d}")
 
     from trackpipe.locality.latency import locality_study
 
