@@ -241,10 +241,7 @@ def _build_contrastive(config, prep):
     if con.get("pair_bias"):
         from ..locality.pair_bias import PAIR_BIAS_DEFAULTS, GeometricPairBias
 
-        options = {**PAIR_BIAS_DEFAULTS, **con["pair_bias"]}
-        unknown = set(options) - set(PAIR_BIAS_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown contrastive.pair_bias keys {sorted(unknown)}; allowed: {sorted(PAIR_BIAS_DEFAULTS)}")
+        options = {**PAIR_BIAS_DEFAULTS, **con["pair_bias"]}  # keys checked by resolve_config
         missing = [c for c in ("x", "y", "z") if c not in prep.input_features]
         if missing:
             raise ConfigError(f"contrastive.pair_bias needs the inputs x, y, z; targets.inputs lacks {missing}")
