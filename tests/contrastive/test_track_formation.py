@@ -226,7 +226,7 @@ def test_one_wrong_edge_does_not_chain_two_tracks():
     sim = np.array([0.97, 0.96, 0.95, 0.97, 0.96, 0.95, 0.92], np.float32)
     plain = tracks_from_edges(8, src, dst, sim, threshold=0.9, mutual=False)
     assert len(np.unique(plain)) == 1
-    built = tracks_from_edges(8, src, dst, sim, threshold=0.9, mutual=False, layer=layer, max_per_layer=1)
+    built = tracks_from_edges(8, src, dst, sim, threshold=0.9, mutual=False, max_hits_per_layer=1, layer=layer)
     assert same_partition(built, np.repeat([0, 1], 4))
 
 
@@ -239,10 +239,10 @@ def test_a_second_hit_on_a_layer_needs_max_two():
     layer = np.array([0, 0, 1, 2])
     src, dst = np.array([0, 1, 2, 0]), np.array([2, 3, 3, 1])
     sim = np.ones(4, np.float32)
-    assert len(np.unique(tracks_from_edges(4, src, dst, sim, threshold=0.5, mutual=False, layer=layer,
-                                           max_per_layer=1))) == 2
-    assert len(np.unique(tracks_from_edges(4, src, dst, sim, threshold=0.5, mutual=False, layer=layer,
-                                           max_per_layer=2))) == 1
+    assert len(np.unique(tracks_from_edges(4, src, dst, sim, threshold=0.5, mutual=False, max_hits_per_layer=1,
+                                           layer=layer))) == 2
+    assert len(np.unique(tracks_from_edges(4, src, dst, sim, threshold=0.5, mutual=False, max_hits_per_layer=2,
+                                           layer=layer))) == 1
 
 
 def test_layer_limit_needs_layers_and_a_valid_value():

@@ -95,15 +95,16 @@ def layer_codes(volume_id, layer_id) -> np.ndarray:
     return np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
-def tracks_from_edges(n_hits: int, src, dst, sim, *, threshold: float, mutual: bool,
-                      layer: np.ndarray | None = None, max_per_layer: int = 1) -> np.ndarray:
+def tracks_from_edges(n_hits: int, src, dst, sim, *, threshold: float, mutual: bool, max_hits_per_layer: int = 0,
+                      layer: np.ndarray | None = None) -> np.ndarray:
     """Track id per hit from the edges with cosine >= threshold (mutual ones only).
 
-    Without ``layer``: the connected components of the edges. With ``layer`` (per hit, `layer_codes`): the
-    edges are taken from the most similar down and join two tracks only if no layer then holds more than
-    ``max_per_layer`` hits (`layer_constrained_components`), so one wrong edge cannot chain tracks into a
-    giant component.
+    ``max_hits_per_layer`` 0: the connected components of the edges. 1 or 2 (with ``layer``, per hit
+    `layer_codes`): the edges are taken from the most similar down and join two tracks only if no layer
+    then holds more than that many hits (`layer_constrained_components`), so one wrong edge cannot chain
+    tracks into a giant component.
     """
+    layer = _layers_for(max_hits_per_layer, layer)
     keep = sim >= threshold
     a, b, w = src[keep], dst[keep], sim[keep]
     if mutual and len(a):
@@ -112,7 +113,7 @@ def tracks_from_edges(n_hits: int, src, dst, sim, *, threshold: float, mutual: b
         back = np.isin(b * n_hits + a, code, assume_unique=False)
         a, b, w = a[back], b[back], w[back]
     if layer is not None:
-        return layer_constrained_components(n_hits, a, b, w, layer, max_per_layer)
+        return layer_constrained_components(n_hits, a, b, w, layer, int(max_hits_per_layer))
     graph = sparse.coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n_hits, n_hits))
     _, labels = connected_components(graph, directed=False)
     return labels.astype(np.int64)
@@ -199,7 +200,7 @@ def tracks_from_embedding(embedding, blocks, *, method: str = "knn", k: int = 10
     _check(method, k, max_hits_per_layer)
     src, dst, sim = candidate_edges(embedding, blocks, method=method, k=k)
     return tracks_from_edges(blocks.n_hits, src, dst, sim, threshold=threshold, mutual=mutual,
-                             layer=_layers_for(max_hits_per_layer, layer), max_per_layer=max(int(max_hits_per_layer), 1))
+                             max_hits_per_layer=max_hits_per_layer, layer=layer)
 
 
 def tracking_params(section: dict) -> dict:
@@ -285,8 +286,8 @@ def select_threshold(events, params: dict, thresholds, layer_limits=None) -> tup
     for limit in limits:
         for thr in sorted(float(t) for t in thresholds):
             sub = pd.concat([pd.DataFrame({"event_id": np.int64(e), "hit_id": np.arange(n), "track_id": tracks_from_edges(
-                n, s, d, v, threshold=thr, mutual=params["mutual"], layer=layer if limit else None,
-                max_per_layer=max(limit, 1))}) for e, n, layer, s, d, v in prepared], ignore_index=True)
+                n, s, d, v, threshold=thr, mutual=params["mutual"], max_hits_per_layer=limit, layer=layer)})
+                for e, n, layer, s, d, v in prepared], ignore_index=True)
             m = tracking_metrics(hits, particles, sub)  # pooled over the events
             rows.append({"threshold": thr, "max_hits_per_layer": limit, "dm_efficiency": _finite(m["dm_efficiency"]),
                          "trackml_score": float(trackml_score(truth, sub)), "fake_rate": _finite(m["fake_rate"]),
