@@ -88,7 +88,7 @@ def test_a_region_linked_by_overlapping_windows_is_cut_between_windows(tmp_path)
             hits = chunks.event_ids[i] * 10**6 + b["hit_id"][0].numpy()
             np.testing.assert_allclose(out["embedding"][0].numpy()[inner], np.stack([ref[h] for h in hits[inner]]),
                                        atol=1e-5)
-            anchors += model.loss(out, b)[1]["con_anchors"]
+            anchors += model.loss(out, b)[1]["con_loss__den"]
             del b["interior"]  # the same chunk with every hit an anchor
-            anchors_all_hits += model.loss(out, b)[1]["con_anchors"]
+            anchors_all_hits += model.loss(out, b)[1]["con_loss__den"]
         assert 0 < anchors < anchors_all_hits  # cut hits were left out of the anchors

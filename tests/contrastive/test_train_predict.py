@@ -60,19 +60,36 @@ def test_contrastive_trains_caches_tables_and_predicts(store, tmp_path):
     assert_disjoint_submission(read_submission(tmp_path / "sub.csv"), store)
 
 
-def test_contrastive_with_a_geometric_pair_bias_trains_learns_the_bias_and_predicts(store, tmp_path):
+@pytest.mark.parametrize("edge_loss", [0.0, 0.5])
+def test_contrastive_with_a_geometric_pair_bias_trains_learns_the_bias_and_predicts(store, tmp_path, edge_loss):
     import torch
 
     from trackpipe.predict import load_model
+    from trackpipe.train.data import collate
+    from trackpipe.train.locality import load_arrays, locality_settings
 
     cfg = contrastive_config()
-    cfg["contrastive"]["pair_bias"] = {"hidden": 8}
+    cfg["contrastive"]["pair_bias"] = {"hidden": 8, "edge_loss": edge_loss}
     out = tmp_path / "model"
     result = train("contrastive", store, out, config=cfg, epochs=2, seed=0, threads=1)
     assert result.status == "completed" and np.isfinite(result.history.train_loss).all()
-    model, _, _ = load_model(out, torch.device("cpu"))
+    model, model_cfg, prep = load_model(out, torch.device("cpu"))
     # the last layer starts at zero: after training it is not, so the bias took part in the optimisation
     assert float(model.pair_bias.to_bias.weight.detach().abs().sum()) > 0
+    assert np.isfinite(result.history.val_con_loss).all()
+    # on one event: the optimised loss is the InfoNCE plus edge_loss times the pair loss, both logged apart
+    data = load_arrays(EventStore(store), prep, [1], locality_settings(model_cfg))
+    with torch.no_grad():
+        batch = collate(data, [0])
+        loss, stats = model.loss(model(batch), batch)
+    con = stats["con_loss__num"] / stats["con_loss__den"]
+    if edge_loss:
+        assert model.pair_bias.to_edge is not None and np.isfinite(result.history.val_edge_loss).all()
+        edge = stats["edge_loss__num"] / stats["edge_loss__den"]
+        assert edge > 0 and float(loss) == pytest.approx(con + edge_loss * edge, rel=1e-5)
+    else:
+        assert model.pair_bias.to_edge is None and "val_edge_loss" not in result.history
+        assert float(loss) == pytest.approx(con, rel=1e-6) and "edge_loss__num" not in stats
     summary = predict(out, store, tmp_path / "sub.csv", threads=1)
     assert summary["n_events"] == 5
     assert_disjoint_submission(read_submission(tmp_path / "sub.csv"), store)
@@ -81,6 +98,7 @@ def test_contrastive_with_a_geometric_pair_bias_trains_learns_the_bias_and_predi
 @pytest.mark.parametrize("section,message", [
     ({"contrastive": {"pair_bias": {"width": 8}}}, "pair_bias.width"),
     ({"contrastive": {"pair_bias": {"hidden": 8}}, "targets": {"inputs": ["r", "phi", "z"]}}, "lacks \\['x', 'y'\\]"),
+    ({"contrastive": {"pair_bias": {"edge_loss": -1.0}}}, "pair_bias.edge_loss must be >= 0"),
 ])
 def test_bad_pair_bias_sections_fail_clearly(store, tmp_path, section, message):
     from trackpipe.errors import ConfigError

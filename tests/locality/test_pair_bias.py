@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from trackpipe.errors import ConfigError
 from trackpipe.locality.attention import cluster_blocked_attention
 from trackpipe.locality.blocks import build_blocks
-from trackpipe.locality.pair_bias import PAIR_FEATURES, GeometricPairBias, pair_features
+from trackpipe.locality.pair_bias import PAIR_FEATURES, GeometricPairBias, pair_edge_loss, pair_features
 from trackpipe.models.attention import AttentionMask
 from trackpipe.models.backbone import Encoder
 
@@ -79,7 +79,7 @@ def test_biased_cluster_attention_matches_a_per_cluster_dense_reference():
     module = GeometricPairBias(n_layers=1, n_heads=H, hidden=8, head_dim=4, values=True).double()
     torch.nn.init.normal_(module.to_bias.weight, std=0.5, generator=g)
     torch.nn.init.normal_(module.value_weight, std=0.5, generator=g)
-    bias, (embedded, weight) = module(coords, blocks)
+    bias, (embedded, weight), _ = module(coords, blocks)
     out = cluster_blocked_attention(q, k, v, blocks, pair_bias=[b[:, 0] for b in bias])
     with_values = cluster_blocked_attention(q, k, v, blocks, pair_bias=[b[:, 0] for b in bias],
                                             pair_values=(embedded, weight[0]))
@@ -115,7 +115,7 @@ def test_untrained_bias_is_plain_attention_and_gradients_reach_the_mlp():
     coords = torch.randn(n, 3, generator=g) * 100
     q, k, v = (torch.randn(1, 2, n, 4, generator=g) for _ in range(3))
     module = GeometricPairBias(n_layers=1, n_heads=2, hidden=8, head_dim=4, values=True)
-    bias, (embedded, weight) = module(coords, blocks)
+    bias, (embedded, weight), _ = module(coords, blocks)
     out = cluster_blocked_attention(q, k, v, blocks, pair_bias=[b[:, 0] for b in bias],
                                     pair_values=(embedded, weight[0]))
     assert (out - cluster_blocked_attention(q, k, v, blocks)).abs().max() <= 1e-6
@@ -129,7 +129,7 @@ def test_encoder_refuses_a_pair_bias_on_a_backend_without_one():
     x = torch.randn(1, n, 3)
     valid = torch.ones(1, n, dtype=torch.bool)
     module = GeometricPairBias(n_layers=2, n_heads=2, hidden=8)
-    bias, values = module(torch.randn(n, 3) * 100, blocks)
+    bias, values, _ = module(torch.randn(n, 3) * 100, blocks)
     assert values is None
     enc = Encoder(3, d_model=8, n_heads=2, d_ff=16, n_layers=2, attention="sdpa")
     with pytest.raises(ConfigError, match="takes no pair bias"):
@@ -137,3 +137,64 @@ def test_encoder_refuses_a_pair_bias_on_a_backend_without_one():
     blocked = Encoder(3, d_model=8, n_heads=2, d_ff=16, n_layers=2, attention="cluster-blocked")
     out = blocked(x, AttentionMask(valid, extra={"blocks": blocks}), pair_bias=bias)
     assert out.shape == (1, n, 8) and torch.isfinite(out).all()
+
+
+def test_edge_loss_is_balanced_cross_entropy_over_the_pairs_of_each_cluster():
+    """Rule: over every (query, key) pair of distinct hits in one cluster, label = same particle > 0;
+    loss = (mean -log sigmoid(z) over true pairs + mean -log(1 - sigmoid(z)) over false pairs) / 2.
+    A hit in two clusters contributes its pairs in each."""
+    blocks, idx, cl = _clusters(seed=4)
+    n = blocks.n_hits
+    g = torch.Generator().manual_seed(5)
+    coords = torch.randn(n, 3, generator=g, dtype=torch.float64) * 100
+    particle = torch.as_tensor(np.random.default_rng(4).integers(0, 12, n))  # 0 = noise
+    module = GeometricPairBias(n_layers=1, n_heads=2, hidden=8, edge_logits=True).double()
+    torch.nn.init.normal_(module.to_edge.weight, std=0.3, generator=g)
+    _, _, logits = module(coords, blocks)
+    loss, n_pairs = pair_edge_loss(logits, particle, blocks)
+
+    pos, neg = [], []
+    with torch.no_grad():
+        for c in np.unique(cl):
+            members = torch.as_tensor(idx[cl == c])
+            z = module.to_edge(module.embed(pair_features(coords[members])))[..., 0]
+            pid = particle[members]
+            same = (pid[:, None] == pid[None, :]) & (pid[:, None] > 0)
+            off = ~torch.eye(len(members), dtype=torch.bool)
+            pos.append(-F.logsigmoid(z[same & off]))
+            neg.append(-F.logsigmoid(-z[~same & off]))
+    pos, neg = torch.cat(pos), torch.cat(neg)
+    assert len(pos) > 20 and len(neg) > 20
+    assert n_pairs == len(pos) + len(neg)
+    assert math.isclose(float(loss.detach()), 0.5 * float(pos.mean() + neg.mean()), rel_tol=1e-9)
+
+
+def test_edge_loss_trains_the_pair_mlp_to_tell_track_pairs_apart():
+    """Straight tracks from a spread of vertices, two to a cluster with noise hits: after some steps on
+    the edge loss alone, true pairs score above false ones."""
+    rng = np.random.default_rng(0)
+    coords, particle, cluster = [], [], []
+    for c in range(40):
+        for t in range(2):
+            hits = _helix_free_track(rng.normal(0, 50), rng.uniform(-1, 1), rng.uniform(-0.02, 0.02), [32, 72, 116, 172])
+            coords.append(hits)
+            particle += [2 * c + t + 1] * 4
+        coords.append(np.stack([rng.uniform(30, 170, 4) * np.array([1, 1, 1, 1]), rng.uniform(-3, 3, 4),
+                                rng.uniform(-300, 300, 4)], 1))  # noise hits, particle 0
+        particle += [0] * 4
+        cluster += [c] * 12
+    coords = torch.tensor(np.concatenate(coords), dtype=torch.float32)
+    particle = torch.tensor(particle)
+    blocks = build_blocks(np.arange(len(particle)), np.asarray(cluster), len(particle), {"block_size": 16})
+    torch.manual_seed(0)
+    module = GeometricPairBias(n_layers=1, n_heads=1, hidden=16, edge_logits=True)
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    first = None
+    for _ in range(150):
+        loss, _ = pair_edge_loss(module(coords, blocks)[2], particle, blocks)
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.5 * first
+    assert module.to_bias.weight.grad is None or module.to_bias.weight.grad.abs().sum() == 0  # bias untouched

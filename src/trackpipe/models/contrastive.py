@@ -25,9 +25,10 @@ from torch import nn
 from .backbone import Encoder
 
 CONTRASTIVE = {"embedding_dim": 32, "temperature": 0.1, "pt_min": 0.9, "local_features": True, "pair_bias": None}
-# pair_bias: None (plain attention, the paper's) or {"hidden": H, "values": bool}: a
+# pair_bias: None (plain attention, the paper's) or {"hidden": H, "values": bool, "edge_loss": w}: a
 # `locality.pair_bias.GeometricPairBias` adds a learned bias from each hit pair's track-compatibility
-# geometry to every layer's attention scores (and with values the pair embedding to the outputs)
+# geometry to every layer's attention scores (and with values the pair embedding to the outputs; with
+# edge_loss > 0 its same-particle logits are trained by `pair_edge_loss`, weight w beside the InfoNCE)
 
 
 def cluster_relative(x: torch.Tensor, blocks, min_std: float = 1e-3) -> torch.Tensor:
@@ -87,10 +88,11 @@ class ContrastiveModel(nn.Module):
 
     def __init__(self, encoder: Encoder, d_model: int, *, embedding_dim: int = 32, temperature: float = 0.1,
                  pt_min: float = 0.9, local_features: bool = False, pair_bias: nn.Module | None = None,
-                 coordinate_inputs: tuple | None = None):
+                 coordinate_inputs: tuple | None = None, edge_loss: float = 0.0):
         """pair_bias: a `GeometricPairBias` for the encoder's layers; it reads the hits' physical x, y, z,
         recovered from the standardised inputs by ``coordinate_inputs`` = (input columns of x, y, z,
-        their means, their standard deviations)."""
+        their means, their standard deviations). edge_loss: the weight of the pair bias's same-particle
+        loss (`locality.pair_bias.pair_edge_loss`; the pair bias must give edge logits)."""
         super().__init__()
         self.local_features = bool(local_features)  # encoder input = [x, cluster_relative(x)]
         self.encoder = encoder
@@ -102,6 +104,9 @@ class ContrastiveModel(nn.Module):
             self.coordinate_columns = [int(c) for c in columns]
             self.register_buffer("coordinate_mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
             self.register_buffer("coordinate_std", torch.tensor(std, dtype=torch.float32), persistent=False)
+        self.edge_loss = float(edge_loss)
+        if self.edge_loss > 0 and getattr(pair_bias, "to_edge", None) is None:
+            raise ValueError("edge_loss > 0 needs a pair bias with edge_logits")
         self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, embedding_dim))
         self.temperature = float(temperature)
         self.pt_min = None if pt_min is None else float(pt_min)  # None: every particle's hits are anchors
@@ -109,15 +114,18 @@ class ContrastiveModel(nn.Module):
     def forward(self, batch: dict) -> dict:
         x = batch["x"]
         B, N, F_ = x.shape
-        bias = values = None
+        bias = values = edges = None
         if self.pair_bias is not None:
             coords = x[..., self.coordinate_columns].reshape(B * N, 3) * self.coordinate_std + self.coordinate_mean
-            bias, values = self.pair_bias(coords, batch["mask"].extra["blocks"])
+            bias, values, edges = self.pair_bias(coords, batch["mask"].extra["blocks"])
         if self.local_features:
             rel = cluster_relative(x.reshape(B * N, F_), batch["mask"].extra["blocks"]).reshape(B, N, F_)
             x = torch.cat([x, rel], dim=-1)
         h = self.encoder(x, batch["mask"], pair_bias=bias, pair_values=values)
-        return {"embedding": F.normalize(self.head(h), dim=-1)}
+        out = {"embedding": F.normalize(self.head(h), dim=-1)}
+        if edges is not None:
+            out["pair_logits"] = edges
+        return out
 
     def loss(self, out: dict, batch: dict):
         blocks = batch["mask"].extra.get("blocks")
@@ -133,4 +141,11 @@ class ContrastiveModel(nn.Module):
         if "interior" in batch:  # training chunks cut from a region: hits cut from some windows are keys only
             anchor &= batch["interior"].reshape(-1)
         loss, n = contrastive_loss(emb.reshape(B * N, E), particle, anchor, blocks, self.temperature)
-        return loss, {"con_loss_sum": float(loss.detach()) * n, "con_anchors": float(n)}
+        stats = {"con_loss__num": float(loss.detach()) * n, "con_loss__den": float(n)}
+        if self.edge_loss > 0:
+            from ..locality.pair_bias import pair_edge_loss
+
+            edge, n_pairs = pair_edge_loss(out["pair_logits"], particle, blocks)
+            stats.update(edge_loss__num=float(edge.detach()) * n_pairs, edge_loss__den=float(n_pairs))
+            loss = loss + self.edge_loss * edge
+        return loss, stats

@@ -237,7 +237,7 @@ def _build_contrastive(config, prep):
 
     arch, con = config["architecture"], config["contrastive"]
     n_in = len(prep.input_features) * (2 if con["local_features"] else 1)
-    pair_bias, coordinate_inputs = None, None
+    pair_bias, coordinate_inputs, edge_loss = None, None, 0.0
     if con.get("pair_bias"):
         from ..locality.pair_bias import PAIR_BIAS_DEFAULTS, GeometricPairBias
 
@@ -247,11 +247,16 @@ def _build_contrastive(config, prep):
             raise ConfigError(f"contrastive.pair_bias needs the inputs x, y, z; targets.inputs lacks {missing}")
         columns = [prep.input_features.index(c) for c in ("x", "y", "z")]
         coordinate_inputs = (columns, [prep.input_mean[c] for c in columns], [prep.input_std[c] for c in columns])
+        edge_loss = float(options["edge_loss"])
+        if not edge_loss >= 0:
+            raise ConfigError(f"contrastive.pair_bias.edge_loss must be >= 0 (0 = off), got {options['edge_loss']!r}")
         pair_bias = GeometricPairBias(arch["n_layers"], arch["n_heads"], hidden=int(options["hidden"]),
-                                      head_dim=arch["d_model"] // arch["n_heads"], values=bool(options["values"]))
+                                      head_dim=arch["d_model"] // arch["n_heads"], values=bool(options["values"]),
+                                      edge_logits=edge_loss > 0)
     return ContrastiveModel(_encoder(arch, n_in), arch["d_model"], embedding_dim=con["embedding_dim"],
                             temperature=con["temperature"], pt_min=con["pt_min"], local_features=con["local_features"],
-                            pair_bias=pair_bias, coordinate_inputs=coordinate_inputs)
+                            pair_bias=pair_bias, coordinate_inputs=coordinate_inputs,
+                            edge_loss=edge_loss)
 
 
 def _contrastive_defaults() -> dict:
