@@ -164,6 +164,7 @@ def predict(model_dir, data, out, *, timing=None, posteriors=None, threads: int 
         if locality is not None:
             batch["mask"].extra["blocks"] = blocks_for_event(event.event_id, event.hits, locality)
             batch["layer"] = hit_layers(event.hits)  # one-hit-per-layer track formation (tracking.embedding)
+            batch["xyz"] = event.hits[["x", "y", "z"]].to_numpy(np.float64)  # its helix test (tracking.helix)
         return batch
 
     def track_event(event):

@@ -125,13 +125,17 @@ def assert_threshold_chosen_on_validation_dm(model_dir, store_path):
     ev = store.read_event(val_id)
     ptab, _ = match_tables(ev.hits, ev.particles, ev.hits.assign(track_id=np.arange(len(ev.hits)))[["event_id", "hit_id", "track_id"]])
     rows = clustering["grid"]
-    # every (max hits per layer, threshold) pair of the grid was scored
-    assert [(r["max_hits_per_layer"], r["threshold"]) for r in rows] == [
-        (limit, t) for limit in (1, 2) for t in TINY_CONTRASTIVE["tracking"]["thresholds"]]
+    # every (helix test off / on, max hits per layer, threshold) combination of the grid was scored; the
+    # helix tolerance is calibrated on the validation truth (both values > 0)
+    tolerance = rows[-1]["helix_tolerance"]
+    assert tolerance is not None and min(tolerance) > 0
+    assert [(r["helix_tolerance"], r["max_hits_per_layer"], r["threshold"]) for r in rows] == [
+        (tol, limit, t) for tol in (None, tolerance) for limit in (1, 2) for t in TINY_CONTRASTIVE["tracking"]["thresholds"]]
     assert all(r["n_selected_particles"] == int(ptab.selected.sum()) > 0 for r in rows)
     best = max(r["dm_efficiency"] for r in rows)
     (chosen,) = [r for r in rows if r["chosen"]]
-    assert (chosen["threshold"], chosen["max_hits_per_layer"]) == (clustering["threshold"], clustering["max_hits_per_layer"])
+    assert (chosen["threshold"], chosen["max_hits_per_layer"], chosen["helix_tolerance"]) == (
+        clustering["threshold"], clustering["max_hits_per_layer"], clustering["helix_tolerance"])
     assert chosen["dm_efficiency"] == best and all(0 <= r["trackml_score"] <= 1 for r in rows)
 
 

@@ -87,7 +87,8 @@ def event_latency(model, cfg: dict, prep, event, device: torch.device, tracking:
             emb = model(batch)["embedding"][0]
         ms["encoder_forward"] = t.ms
         t0 = time.perf_counter()
-        tracks = tracks_from_embedding(emb, blocks, **tracking, layer=hit_layers(event.hits))
+        tracks = tracks_from_embedding(emb, blocks, **tracking, layer=hit_layers(event.hits),
+                                       xyz=event.hits[["x", "y", "z"]].to_numpy(np.float64))
         ms["track_formation"] = (time.perf_counter() - t0) * 1e3
     ms["total"] = ms["clustering_and_masks"] + ms["encoder_forward"] + ms["track_formation"]
     return ms, tracks

@@ -103,18 +103,22 @@ def embedding_select(model, cfg: dict, prep, val_data: EventArrays, device, amp)
         return val_data.event_ids[i], out["embedding"][0].float(), val_data.blocks[i], val_data.event(i)
 
     events = validation_outputs(model, val_data, tracking["selection_events"], device, amp, embedded)
-    threshold, rows = select_threshold(events, params, tracking["thresholds"], tracking.get("layer_limits"))
-    params["max_hits_per_layer"] = next(r["max_hits_per_layer"] for r in rows if r["chosen"])
+    threshold, rows = select_threshold(events, params, tracking["thresholds"], tracking.get("layer_limits"),
+                                       tracking.get("helix_quantile"))
+    chosen = next(r for r in rows if r["chosen"])
+    params["max_hits_per_layer"], params["helix_tolerance"] = chosen["max_hits_per_layer"], chosen["helix_tolerance"]
     if not rows[0]["n_selected_particles"]:
         log.warning("no particle with pT > 0.9 GeV on >= 3 layers in %d validation event(s): the track-formation "
                     "threshold is chosen on the TrackML score alone", len(events))
-    log.info("track formation on %d validation events: threshold %s, max hits per layer %s (%s: %s)", len(events),
-             threshold, params["max_hits_per_layer"], OBJECTIVE,
-             [(r["max_hits_per_layer"], r["threshold"], r["dm_efficiency"], r["trackml_score"]) for r in rows])
+    log.info("track formation on %d validation events: threshold %s, max hits per layer %s, helix tolerance %s "
+             "(%s: %s)", len(events), threshold, params["max_hits_per_layer"], params["helix_tolerance"], OBJECTIVE,
+             [(r["helix_tolerance"], r["max_hits_per_layer"], r["threshold"], r["dm_efficiency"], r["trackml_score"])
+              for r in rows])
     return {**params, "threshold": threshold, "objective": OBJECTIVE, "grid": rows, "selection_events": len(events)}
 
 
 def embedding_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
     """Track formation from the embeddings inside the event's locality clusters, selected parameters."""
     return tracks_from_embedding(outputs["embedding"][0], batch["mask"].extra["blocks"],
-                                 **saved_tracking_params(prep.clustering), layer=batch.get("layer"))
+                                 **saved_tracking_params(prep.clustering), layer=batch.get("layer"),
+                                 xyz=batch.get("xyz"))

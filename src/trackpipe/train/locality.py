@@ -86,12 +86,14 @@ SELECTION_HIT_COLUMNS = ("volume_id", "layer_id")  # read for validation events 
 def selection_truth(hits: pd.DataFrame, particles: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per-hit fields, in the order of `hits` (read with `SELECTION_HIT_COLUMNS`), that the DM efficiency of
     track formation's selection (`tracking.embedding.select_threshold`) needs beside ``pt``: the
-    particle's ``pz`` (0 for noise; with pt it gives eta) and the hit's ``volume_id`` and ``layer_id``
-    (reconstructable = hits on >= 3 layers)."""
+    particle's ``pz`` (0 for noise; with pt it gives eta), the hit's ``volume_id`` and ``layer_id``
+    (reconstructable = hits on >= 3 layers) and its ``hit_xyz`` (x, y, z in mm: the helix test of
+    `tracking.helix`)."""
     pz = hits[["event_id", "particle_id"]].merge(particles[["event_id", "particle_id", "pz"]],
                                                  on=["event_id", "particle_id"], how="left", validate="many_to_one")
     return {"pz": pz["pz"].fillna(0.0).to_numpy(np.float32),
-            "volume_id": hits["volume_id"].to_numpy(np.int32), "layer_id": hits["layer_id"].to_numpy(np.int32)}
+            "volume_id": hits["volume_id"].to_numpy(np.int32), "layer_id": hits["layer_id"].to_numpy(np.int32),
+            "hit_xyz": hits[["x", "y", "z"]].to_numpy(np.float64)}
 
 
 def load_arrays(store, prep, event_ids, settings: dict | None, cache_dir=None, *, chunk: bool = False,
