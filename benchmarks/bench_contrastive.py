@@ -1,7 +1,8 @@
 """Contrastive locality tracker benchmark on full <mu> = 200 pixel events (hllhc-pixel), CPU.
 
     python benchmarks/bench_contrastive.py [--data results/data/hllhc-pixel] [--threads 2]
-        [--train-minutes 2] [--repeats 3] [--model-dir DIR] [--config SECTION.yaml]
+        [--train-minutes 2] [--repeats 3] [--model-dir DIR [--reselect]] [--config SECTION.yaml]
+        [--untrained-control] [--skip-forward]
 
 Printed tables:
  1. encoder forward of the model (default section unless --config) on the first test event: median ms of
@@ -11,6 +12,10 @@ Printed tables:
     threshold selection, for --train-minutes of wall clock (skipped with --model-dir);
  3. latency breakdown per event (seed 004 Table 1 components; medians over the test events) and the DM
     efficiency (pT > 0.9 GeV) of the trained model per region and vs pT and eta, via locality_study.
+    --reselect: the model's track formation is selected again with this code first (on a copy);
+    --untrained-control: tables 2-3 again for the same config with untrained weights, through the same
+    selection and track formation (the helix test of tracking.helix needs no learning): the difference
+    is what the learned embedding adds.
 """
 
 from __future__ import annotations
@@ -82,12 +87,85 @@ def _rate(x) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+def _tolerance(t) -> str:
+    return "off" if t is None else f"{t[0]:.3g}, {t[1]:.3g}"
+
+
 def _section(path):
     if not path:
         return {}
     from trackpipe.cli.train import read_config_file
 
     return read_config_file(path)
+
+
+def _forward_table(data, section, args):
+    fwd = _run_child(FORWARD_CHILD, {"store": str(data / "test"), "section": section, "threads": args.threads,
+                                     "repeats": args.repeats}, args.threads)
+    dense_gb = fwd["n_hits"] ** 2 * 4 / 2**30
+    print(f"\n1. encoder forward, full event, CPU, {args.threads} threads ({fwd['n_params']} parameters)")
+    print(f"   hits {fwd['n_hits']}, clusters {fwd['n_clusters']}, tokens {fwd['n_tokens']}, padded attention "
+          f"entries per head {fwd['attention_entries']:.3g} (dense: {fwd['n_hits'] ** 2:.3g}, "
+          f"{dense_gb:.1f} GB per head fp32)")
+    print(f"   forward median {fwd['forward_ms']:.0f} ms over {args.repeats} runs (target < 5000 ms); "
+          f"peak RSS {fwd['peak_rss_gb']:.2f} GB (target < 4 GB)")
+
+
+def _copy_and_reselect(model_dir: Path, copy: Path, data: Path, threads: int, untrained: bool = False) -> Path:
+    """A copy of the model directory (weights re-initialised with seed 0 when ``untrained``) whose track
+    formation is selected again on the val split by this code (`train.reselect`)."""
+    import shutil
+
+    import torch
+
+    from trackpipe.train.loop import CHECKPOINT
+    from trackpipe.train.reselect import reselect
+
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(model_dir, copy)
+    if untrained:
+        from trackpipe.predict import load_model
+        from trackpipe.models.registry import build_model
+
+        _, cfg, prep = load_model(copy, torch.device("cpu"))
+        torch.manual_seed(0)
+        fresh = build_model(cfg, prep).state_dict()
+        ckpt = torch.load(copy / CHECKPOINT, map_location="cpu", weights_only=False)
+        ckpt["model"], ckpt["best_model"] = fresh, fresh
+        torch.save(ckpt, copy / CHECKPOINT)
+    reselect(copy, data / "val", threads=threads)
+    return copy
+
+
+def _evaluate(model_dir: Path, data: Path, study_dir: Path, threads: int, label: str) -> None:
+    print(f"\n--- {label}: {model_dir}")
+    prep = json.loads((model_dir / "preprocessing.json").read_text())
+    clustering = prep["clustering"]
+    print(f"   track formation: {clustering.get('method')} k={clustering.get('k')} threshold={clustering.get('threshold')}"
+          f" max hits per layer={clustering.get('max_hits_per_layer', 0)} helix tolerance (mm²)="
+          f"{_tolerance(clustering.get('helix_tolerance'))}, chosen on {clustering.get('objective')} over "
+          f"{clustering.get('selection_events')} validation event(s)")
+    print("   helix tolerance    max/layer  threshold  DM eff (pT>0.9)  TrackML score  fake rate  selected particles")
+    for r in clustering.get("grid", []):
+        print(f"   {_tolerance(r.get('helix_tolerance')):17s}  {r.get('max_hits_per_layer', 0):9d}  {r['threshold']:9g}  "
+              f"{_rate(r['dm_efficiency']):>15s}  {r['trackml_score']:13.3f}  {_rate(r['fake_rate']):>9s}  "
+              f"{r['n_selected_particles']:18d}")
+
+    from trackpipe.locality.latency import locality_study
+
+    res = locality_study(data / "test", study_dir, {"algorithms": [], "model_dir": str(model_dir),
+                                                          "latency_events": 3, "warmup": 1,
+                                                          "threads": threads})
+    print("\n3. latency per event (median over test events, CPU)")
+    for k, v in res["latency"].items():
+        print(f"   {k:22s} {v:9.0f} ms")
+    eff = res["efficiency"]
+    print("   DM efficiency (pT > 0.9 GeV):  " + ", ".join(
+        f"{r} {m['dm_efficiency']:.3f} ({m['n_particles']} particles)" for r, m in eff["regions"].items()))
+    for var in ("pt", "eta"):
+        print(f"   vs {var}: " + ", ".join(f"[{b['lo']:g},{b['hi']:g}) {b['dm_efficiency']:.3f}/{b['n_particles']}"
+                                          for b in eff[var]))
 
 
 def main() -> int:
@@ -100,19 +178,18 @@ def main() -> int:
     ap.add_argument("--model-dir", help="use this trained contrastive model instead of training one")
     ap.add_argument("--config", help="contrastive model section (YAML/JSON); default: the registry defaults")
     ap.add_argument("--out", help="keep the model and study files here (default: a temporary directory)")
+    ap.add_argument("--reselect", action="store_true",
+                    help="with --model-dir: rerun the track-formation selection with this code (on a copy) first")
+    ap.add_argument("--untrained-control", action="store_true",
+                    help="also evaluate the same config with untrained (seed 0) weights through the same selection "
+                         "and track formation: what the learned embedding adds")
+    ap.add_argument("--skip-forward", action="store_true", help="skip table 1 (the forward timing)")
     args = ap.parse_args()
     data = Path(args.data)
     section = _section(args.config)
 
-    fwd = _run_child(FORWARD_CHILD, {"store": str(data / "test"), "section": section, "threads": args.threads,
-                                     "repeats": args.repeats}, args.threads)
-    dense_gb = fwd["n_hits"] ** 2 * 4 / 2**30
-    print(f"\n1. encoder forward, full event, CPU, {args.threads} threads ({fwd['n_params']} parameters)")
-    print(f"   hits {fwd['n_hits']}, clusters {fwd['n_clusters']}, tokens {fwd['n_tokens']}, padded attention "
-          f"entries per head {fwd['attention_entries']:.3g} (dense: {fwd['n_hits'] ** 2:.3g}, "
-          f"{dense_gb:.1f} GB per head fp32)")
-    print(f"   forward median {fwd['forward_ms']:.0f} ms over {args.repeats} runs (target < 5000 ms); "
-          f"peak RSS {fwd['peak_rss_gb']:.2f} GB (target < 4 GB)")
+    if not args.skip_forward:
+        _forward_table(data, section, args)
 
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-contrastive-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -130,30 +207,12 @@ def main() -> int:
             print("   epoch  train_loss  val_loss  epoch_s")
             for _, r in hist.iterrows():
                 print(f"   {int(r.epoch):5d}  {r.train_loss:10.4f}  {r.val_loss:8.4f}  {r.epoch_seconds:7.1f}")
-    prep = json.loads((model_dir / "preprocessing.json").read_text())
-    clustering = prep["clustering"]
-    print(f"   track formation: {clustering.get('method')} k={clustering.get('k')} threshold={clustering.get('threshold')}"
-          f" max hits per layer={clustering.get('max_hits_per_layer', 0)}, chosen on {clustering.get('objective')} over "
-          f"{clustering.get('selection_events')} validation event(s)")
-    print("   max/layer  threshold  DM eff (pT>0.9)  TrackML score  fake rate  selected particles")
-    for r in clustering.get("grid", []):
-        print(f"   {r.get('max_hits_per_layer', 0):9d}  {r['threshold']:9g}  {_rate(r['dm_efficiency']):>15s}  "
-              f"{r['trackml_score']:13.3f}  {_rate(r['fake_rate']):>9s}  {r['n_selected_particles']:18d}")
-
-    from trackpipe.locality.latency import locality_study
-
-    res = locality_study(data / "test", work / "study", {"algorithms": [], "model_dir": str(model_dir),
-                                                          "latency_events": 3, "warmup": 1,
-                                                          "threads": args.threads})
-    print("\n3. latency per event (median over test events, CPU)")
-    for k, v in res["latency"].items():
-        print(f"   {k:22s} {v:9.0f} ms")
-    eff = res["efficiency"]
-    print("   DM efficiency (pT > 0.9 GeV):  " + ", ".join(
-        f"{r} {m['dm_efficiency']:.3f} ({m['n_particles']} particles)" for r, m in eff["regions"].items()))
-    for var in ("pt", "eta"):
-        print(f"   vs {var}: " + ", ".join(f"[{b['lo']:g},{b['hi']:g}) {b['dm_efficiency']:.3f}/{b['n_particles']}"
-                                          for b in eff[var]))
+    if args.reselect and args.model_dir:
+        model_dir = _copy_and_reselect(model_dir, work / "reselected", data, args.threads)
+    _evaluate(model_dir, data, work / "study", args.threads, "trained model")
+    if args.untrained_control:
+        control = _copy_and_reselect(model_dir, work / "untrained", data, args.threads, untrained=True)
+        _evaluate(control, data, work / "study-untrained", args.threads, "control: the same config, untrained weights")
     print(f"\nfiles: {work}")
     return 0
 

@@ -4,6 +4,7 @@ through `predict`; locality tables are cached per event and reused."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,39 @@ def assert_threshold_chosen_on_validation_dm(model_dir, store_path):
     assert (chosen["threshold"], chosen["max_hits_per_layer"], chosen["helix_tolerance"]) == (
         clustering["threshold"], clustering["max_hits_per_layer"], clustering["helix_tolerance"])
     assert chosen["dm_efficiency"] == best and all(0 <= r["trackml_score"] <= 1 for r in rows)
+
+
+def test_reselect_reruns_track_formation_selection_of_a_trained_model(store, tmp_path, capsys):
+    """A model whose selection never tried the helix test gets it from `trackpipe train --reselect`,
+    without training: the grid gains the helix rows, the weights stay, and prediction uses the result."""
+    import torch
+
+    from trackpipe.cli import main
+    from trackpipe.train.loop import CHECKPOINT
+
+    cfg = contrastive_config()
+    cfg["tracking"]["helix_quantile"] = None
+    out = tmp_path / "model"
+    train("contrastive", store, out, config=cfg, epochs=1, seed=0, threads=1)
+    before = json.loads((out / "preprocessing.json").read_text())["clustering"]
+    assert all(r["helix_tolerance"] is None for r in before["grid"])
+    weights = torch.load(out / CHECKPOINT, weights_only=False)["best_model"]
+    config = json.loads((out / "config.json").read_text())
+    config["tracking"]["helix_quantile"] = 0.99  # as if the recorded config predated the key's default
+    (out / "config.json").write_text(json.dumps(config))
+    assert main(["train", "--reselect", "--model", "contrastive", "--data", str(store), "--out", str(out),
+                 "--threads", "1"]) == 0
+    after = json.loads((out / "preprocessing.json").read_text())["clustering"]
+    assert "selection rerun" in capsys.readouterr().out
+    tolerances = {None if r["helix_tolerance"] is None else tuple(r["helix_tolerance"]) for r in after["grid"]}
+    assert None in tolerances and len(tolerances) == 2
+    (chosen,) = [r for r in after["grid"] if r["chosen"]]
+    assert after["helix_tolerance"] == chosen["helix_tolerance"] and after["threshold"] == chosen["threshold"]
+    again = torch.load(out / CHECKPOINT, weights_only=False)["best_model"]
+    assert all(torch.equal(weights[k], again[k]) for k in weights)  # nothing was trained
+    assert predict(out, store, tmp_path / "sub.csv", threads=1)["n_events"] == 5
+    assert main(["train", "--reselect", "--model", "enccla", "--data", str(store), "--out", str(out)]) != 0
+    assert "holds a contrastive model, not enccla" in capsys.readouterr().err
 
 
 def test_part2_classifier_with_cluster_attention_trains_and_predicts(store, tmp_path):

@@ -23,6 +23,10 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS)")
     p.add_argument("--out", required=True, help="model directory (resumed if it holds a checkpoint)")
+    p.add_argument("--reselect", action="store_true",
+                   help="train nothing: rerun the post-training selection (track formation, clustering grid) of the "
+                        "trained model in --out on the events of --val (default --data) and update its "
+                        "preprocessing.json, e.g. after an update added selection candidates")
 
 
 def read_config_file(path) -> dict:
@@ -48,6 +52,8 @@ def read_config_file(path) -> dict:
 def run(args) -> int:
     from ..train.loop import train
 
+    if args.reselect:
+        return _reselect(args)
     config = read_config_file(args.config) if args.config else None
     result = train(args.model, args.data, args.out, val=args.val, config=config, epochs=args.epochs,
                    max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
@@ -59,4 +65,19 @@ def run(args) -> int:
               f"{result.out_dir}", file=sys.stderr)
         return EXIT_STOPPED
     # A --max-minutes budget that ran out still publishes the model trained so far (exit 0).
+    return 0
+
+
+def _reselect(args) -> int:
+    from ..train.reselect import reselect
+
+    saved = Path(args.out) / "config.json"
+    if not saved.is_file():
+        raise ConfigError(f"--reselect needs a trained model directory; {args.out} has no config.json")
+    model = json.loads(saved.read_text()).get("model")
+    if model != args.model:
+        raise ConfigError(f"{args.out} holds a {model} model, not {args.model}")
+    clustering = reselect(args.out, args.val or args.data, threads=args.threads)
+    chosen = {k: v for k, v in (clustering or {}).items() if k != "grid"}
+    print(f"selection rerun -> {args.out}/preprocessing.json: {json.dumps(chosen)}")
     return 0
