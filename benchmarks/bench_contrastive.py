@@ -12,7 +12,8 @@ Printed tables:
     threshold selection, for --train-minutes of wall clock (skipped with --model-dir);
  3. latency breakdown per event (seed 004 Table 1 components; medians over the test events) and the DM
     efficiency (pT > 0.9 GeV) of the trained model per region and vs pT and eta, via locality_study.
-    --reselect: the model's track formation is selected again with this code first (on a copy);
+    --reselect: the model's track formation is selected again with this code and its default tracking
+    section (+ --config) first, on a copy;
     --untrained-control: tables 2-3 again for the same config with untrained weights, through the same
     selection and track formation (the helix test of tracking.helix needs no learning): the difference
     is what the learned embedding adds.
@@ -111,9 +112,11 @@ def _forward_table(data, section, args):
           f"peak RSS {fwd['peak_rss_gb']:.2f} GB (target < 4 GB)")
 
 
-def _copy_and_reselect(model_dir: Path, copy: Path, data: Path, threads: int, untrained: bool = False) -> Path:
+def _copy_and_reselect(model_dir: Path, copy: Path, data: Path, threads: int, tracking: dict,
+                       untrained: bool = False) -> Path:
     """A copy of the model directory (weights re-initialised with seed 0 when ``untrained``) whose track
-    formation is selected again on the val split by this code (`train.reselect`)."""
+    formation is selected again on the val split by this code with the ``tracking`` section
+    (`train.reselect`)."""
     import shutil
 
     import torch
@@ -134,7 +137,7 @@ def _copy_and_reselect(model_dir: Path, copy: Path, data: Path, threads: int, un
         ckpt = torch.load(copy / CHECKPOINT, map_location="cpu", weights_only=False)
         ckpt["model"], ckpt["best_model"] = fresh, fresh
         torch.save(ckpt, copy / CHECKPOINT)
-    reselect(copy, data / "val", threads=threads)
+    reselect(copy, data / "val", tracking=tracking, threads=threads)
     return copy
 
 
@@ -207,11 +210,14 @@ def main() -> int:
             print("   epoch  train_loss  val_loss  epoch_s")
             for _, r in hist.iterrows():
                 print(f"   {int(r.epoch):5d}  {r.train_loss:10.4f}  {r.val_loss:8.4f}  {r.epoch_seconds:7.1f}")
+    from trackpipe.models.registry import resolve_config
+
+    tracking = resolve_config("contrastive", section)["tracking"]  # this code's defaults (+ --config)
     if args.reselect and args.model_dir:
-        model_dir = _copy_and_reselect(model_dir, work / "reselected", data, args.threads)
+        model_dir = _copy_and_reselect(model_dir, work / "reselected", data, args.threads, tracking)
     _evaluate(model_dir, data, work / "study", args.threads, "trained model")
     if args.untrained_control:
-        control = _copy_and_reselect(model_dir, work / "untrained", data, args.threads, untrained=True)
+        control = _copy_and_reselect(model_dir, work / "untrained", data, args.threads, tracking, untrained=True)
         _evaluate(control, data, work / "study-untrained", args.threads, "control: the same config, untrained weights")
     print(f"\nfiles: {work}")
     return 0

@@ -158,9 +158,11 @@ def test_reselect_reruns_track_formation_selection_of_a_trained_model(store, tmp
     config = json.loads((out / "config.json").read_text())
     config["tracking"]["helix_quantile"] = 0.99  # as if the recorded config predated the key's default
     (out / "config.json").write_text(json.dumps(config))
+    (tmp_path / "tracking.json").write_text(json.dumps({"tracking": {"k": 7}}))
     assert main(["train", "--reselect", "--model", "contrastive", "--data", str(store), "--out", str(out),
-                 "--threads", "1"]) == 0
+                 "--threads", "1", "--config", str(tmp_path / "tracking.json")]) == 0
     after = json.loads((out / "preprocessing.json").read_text())["clustering"]
+    assert after["k"] == 7  # the given tracking key replaced the recorded one
     assert "selection rerun" in capsys.readouterr().out
     tolerances = {None if r["helix_tolerance"] is None else tuple(r["helix_tolerance"]) for r in after["grid"]}
     assert None in tolerances and len(tolerances) == 2
@@ -171,6 +173,10 @@ def test_reselect_reruns_track_formation_selection_of_a_trained_model(store, tmp
     assert predict(out, store, tmp_path / "sub.csv", threads=1)["n_events"] == 5
     assert main(["train", "--reselect", "--model", "enccla", "--data", str(store), "--out", str(out)]) != 0
     assert "holds a contrastive model, not enccla" in capsys.readouterr().err
+    (tmp_path / "arch.json").write_text(json.dumps({"architecture": {"d_model": 8}}))
+    assert main(["train", "--reselect", "--model", "contrastive", "--data", str(store), "--out", str(out),
+                 "--config", str(tmp_path / "arch.json")]) != 0
+    assert "only a tracking section" in capsys.readouterr().err
 
 
 def test_part2_classifier_with_cluster_attention_trains_and_predicts(store, tmp_path):

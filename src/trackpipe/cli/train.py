@@ -26,7 +26,8 @@ def add_arguments(p):
     p.add_argument("--reselect", action="store_true",
                    help="train nothing: rerun the post-training selection (track formation, clustering grid) of the "
                         "trained model in --out on the events of --val (default --data) and update its "
-                        "preprocessing.json, e.g. after an update added selection candidates")
+                        "preprocessing.json, e.g. after an update added selection candidates; --config may give a "
+                        "tracking section that replaces the recorded one's keys")
 
 
 def read_config_file(path) -> dict:
@@ -77,7 +78,10 @@ def _reselect(args) -> int:
     model = json.loads(saved.read_text()).get("model")
     if model != args.model:
         raise ConfigError(f"{args.out} holds a {model} model, not {args.model}")
-    clustering = reselect(args.out, args.val or args.data, threads=args.threads)
+    section = read_config_file(args.config) if args.config else {}
+    if set(section) - {"tracking", "model"}:
+        raise ConfigError(f"--reselect takes only a tracking section from --config, not {sorted(set(section) - {'tracking', 'model'})}")
+    clustering = reselect(args.out, args.val or args.data, tracking=section.get("tracking"), threads=args.threads)
     chosen = {k: v for k, v in (clustering or {}).items() if k != "grid"}
     print(f"selection rerun -> {args.out}/preprocessing.json: {json.dumps(chosen)}")
     return 0

@@ -26,15 +26,23 @@ from .loop import amp_settings
 log = logging.getLogger("trackpipe.train")
 
 
-def reselect(model_dir, val, *, events: int | None = None, threads: int | None = None) -> dict:
+def reselect(model_dir, val, *, tracking: dict | None = None, events: int | None = None,
+             threads: int | None = None) -> dict:
     """Run the selection of the model in ``model_dir`` on the first ``events`` events of the store ``val``
     (default: the config's ``tracking.selection_events``) and write the result into its preprocessing.json.
+    ``tracking``: keys that replace the recorded config's ``tracking`` ones for this selection (e.g. the
+    current defaults, or another k); what is chosen is saved with the selection and used by prediction.
     Returns the new clustering section."""
     from ..predict import load_model
 
     model_dir = Path(model_dir)
     set_threads(threads)
     model, cfg, prep = load_model(model_dir, torch.device("cpu"))
+    if tracking:
+        unknown = set(tracking) - set(cfg["tracking"])
+        if unknown:
+            raise ConfigError(f"unknown tracking keys {sorted(unknown)} for {cfg['model']}; allowed: {sorted(cfg['tracking'])}")
+        cfg["tracking"] = {**cfg["tracking"], **tracking}
     select = MODELS[cfg["model"]].select
     if select is None:
         raise ConfigError(f"{cfg['model']} has no post-training selection")
