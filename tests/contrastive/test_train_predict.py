@@ -171,6 +171,12 @@ def test_reselect_reruns_track_formation_selection_of_a_trained_model(store, tmp
     again = torch.load(out / CHECKPOINT, weights_only=False)["best_model"]
     assert all(torch.equal(weights[k], again[k]) for k in weights)  # nothing was trained
     assert predict(out, store, tmp_path / "sub.csv", threads=1)["n_events"] == 5
+    # prediction with the helix test on (the calibrated tolerance of the grid) reads the hits' x, y, z
+    prep = json.loads((out / "preprocessing.json").read_text())
+    prep["clustering"].update(helix_tolerance=sorted(tolerances - {None})[0], max_hits_per_layer=1)
+    (out / "preprocessing.json").write_text(json.dumps(prep))
+    assert predict(out, store, tmp_path / "helix.csv", threads=1)["n_events"] == 5
+    assert_disjoint_submission(read_submission(tmp_path / "helix.csv"), store)
     assert main(["train", "--reselect", "--model", "enccla", "--data", str(store), "--out", str(out)]) != 0
     assert "holds a contrastive model, not enccla" in capsys.readouterr().err
     (tmp_path / "arch.json").write_text(json.dumps({"architecture": {"d_model": 8}}))
