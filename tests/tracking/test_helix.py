@@ -203,3 +203,19 @@ def test_bad_tolerances_and_missing_coordinates_fail_clearly():
         tracks_from_embedding(emb, blocks, max_hits_per_layer=1, layer=np.arange(4), helix_tolerance=[0.01, 1.0])
     with pytest.raises(ConfigError, match="tolerance"):
         HelixTest(np.zeros((4, 3)), None)
+
+
+def test_calibration_is_the_quantile_of_true_particles_one_hit_per_layer():
+    rng = np.random.default_rng(4)
+    xyz, track, layer = helix_hits(rng, 25)
+    pid = 4_500_000_000_000_000_000 - track.astype(np.int64) * 1_000_003  # 64-bit ids like TrackML's
+    pt = np.where(track < 20, 2.0, 0.5)  # five particles below 0.9 GeV do not count
+    dup = np.flatnonzero(layer == 0)[:5]  # a second hit on a layer (overlapping modules) is left out
+    xyz2 = np.concatenate([xyz, xyz[dup] + [0.0, 0.0, 40.0]])
+    pid2, pt2, layer2 = np.r_[pid, pid[dup]], np.r_[pt, pt[dup]], np.r_[layer, layer[dup]]
+    ref = np.array([direct_rss(xyz[track == t]) for t in range(20)])
+    t_max, z_max = calibrate_tolerance([(xyz2, pid2, pt2, layer2)], 1.0)
+    assert t_max == pytest.approx(ref[:, 0].max(), rel=1e-6) and z_max == pytest.approx(ref[:, 1].max(), rel=1e-6)
+    t_med, _ = calibrate_tolerance([(xyz2, pid2, pt2, layer2)], 0.5)
+    assert t_med == pytest.approx(np.quantile(ref[:, 0], 0.5), rel=1e-6)
+    assert calibrate_tolerance([(xyz, pid, np.zeros(len(pid)), layer)], 0.99) is None  # no particle above 0.9 GeV

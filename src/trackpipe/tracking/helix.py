@@ -148,7 +148,7 @@ def triplet_supported(src, dst, neighbours_ptr, neighbours, r, phi, z, layer, to
     return ok
 
 
-def neighbour_lists(n_hits: int, src, dst, _sim=None) -> tuple[np.ndarray, np.ndarray]:
+def neighbour_lists(n_hits: int, src, dst) -> tuple[np.ndarray, np.ndarray]:
     """CSR (ptr, neighbours) of the directed candidate edges: each hit's candidate mates."""
     order = np.argsort(np.asarray(src, np.int64), kind="stable")
     ptr = np.r_[0, np.cumsum(np.bincount(np.asarray(src, np.int64), minlength=n_hits))]
@@ -166,11 +166,12 @@ def calibrate_tolerance(events, quantile: float, min_pt: float = 0.9) -> tuple[f
         pid, pt, layer = (np.asarray(v) for v in (pid, pt, layer))
         sums, phi = helix_sums(xyz)
         sel = np.flatnonzero((pid > 0) & (pt > min_pt))
-        # one hit per (particle, layer)
-        key = pid[sel].astype(np.int64) * 1000 + layer[sel]
-        _, first = np.unique(key, return_index=True)
+        if not len(sel):
+            continue
+        # one hit per (particle, layer), grouped by particle (ids are 64-bit: no combined integer key)
+        sel = sel[np.lexsort((layer[sel], pid[sel]))]
+        first = np.r_[True, (pid[sel][1:] != pid[sel][:-1]) | (layer[sel][1:] != layer[sel][:-1])]
         sel = sel[first]
-        sel = sel[np.argsort(pid[sel], kind="stable")]
         particles, start, count = np.unique(pid[sel], return_index=True, return_counts=True)
         many = count >= 3
         if not many.any():
