@@ -110,11 +110,22 @@ def embedding_select(model, cfg: dict, prep, val_data: EventArrays, device, amp)
     if not rows[0]["n_selected_particles"]:
         log.warning("no particle with pT > 0.9 GeV on >= 3 layers in %d validation event(s): the track-formation "
                     "threshold is chosen on the TrackML score alone", len(events))
-    log.info("track formation on %d validation events: threshold %s, max hits per layer %s, helix tolerance %s "
-             "(%s: %s)", len(events), threshold, params["max_hits_per_layer"], params["helix_tolerance"], OBJECTIVE,
-             [(r["helix_tolerance"], r["max_hits_per_layer"], r["threshold"], r["dm_efficiency"], r["trackml_score"])
-              for r in rows])
+    log.info("track formation on %d validation events: threshold %s, max hits per layer %s, helix tolerance %s, "
+             "chosen on %s; the best threshold of each variant (every row is in preprocessing.json):\n%s", len(events),
+             threshold, params["max_hits_per_layer"], params["helix_tolerance"], OBJECTIVE, _best_per_variant(rows))
     return {**params, "threshold": threshold, "objective": OBJECTIVE, "grid": rows, "selection_events": len(events)}
+
+
+def _best_per_variant(rows: list[dict]) -> str:
+    """One line per (helix test, layer limit) of the selection grid: its best threshold on the objective."""
+    best: dict = {}
+    for r in rows:
+        key = (r["helix_tolerance"] is not None, r["max_hits_per_layer"])
+        if key not in best or r["dm_efficiency"] > best[key]["dm_efficiency"]:
+            best[key] = r
+    return "\n".join(f"  helix test {'on ' if helix else 'off'}, max hits per layer {limit}: DM efficiency "
+                     f"{r['dm_efficiency']:.3f} at threshold {r['threshold']} (TrackML score {r['trackml_score']:.3f})"
+                     for (helix, limit), r in sorted(best.items()))
 
 
 def embedding_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
