@@ -219,3 +219,11 @@ def test_calibration_is_the_quantile_of_true_particles_one_hit_per_layer():
     t_med, _ = calibrate_tolerance([(xyz2, pid2, pt2, layer2)], 0.5)
     assert t_med == pytest.approx(np.quantile(ref[:, 0], 0.5), rel=1e-6)
     assert calibrate_tolerance([(xyz, pid, np.zeros(len(pid)), layer)], 0.99) is None  # no particle above 0.9 GeV
+
+
+def test_sorted_unique_is_np_unique():
+    from trackpipe.tracking.helix import _sorted_unique
+
+    keys = np.random.default_rng(3).integers(0, 50, 400)
+    assert np.array_equal(_sorted_unique(keys), np.unique(keys))
+    assert _sorted_unique(np.zeros(0, np.int64)).shape == (0,)

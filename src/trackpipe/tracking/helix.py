@@ -148,6 +148,13 @@ def triplet_supported(src, dst, neighbours_ptr, neighbours, r, phi, z, layer, to
     return ok
 
 
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """np.unique of an integer array by one sort. numpy 2.x's plain np.unique hashes first, which for the
+    millions of edge keys of a <mu> = 200 event took 0.9-2.4 s against 0.2 s for the sort (measured)."""
+    keys = np.sort(np.asarray(keys))
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
 def neighbour_lists(n_hits: int, src, dst) -> tuple[np.ndarray, np.ndarray]:
     """CSR (ptr, neighbours) of the directed candidate edges: each hit's candidate mates."""
     order = np.argsort(np.asarray(src, np.int64), kind="stable")
@@ -215,7 +222,7 @@ class HelixTest:
         directions) is scored once: the answer depends only on the two hits and their candidate sets."""
         n = self.n_hits
         src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
-        directed = np.unique(src * n + dst)
+        directed = _sorted_unique(src * n + dst)
         ptr, mates = neighbour_lists(n, directed // n, directed % n)
         pair, back = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst), return_inverse=True)
         ok = triplet_supported(pair // n, pair % n, ptr, mates, self.r, self.phi, self.z, np.asarray(layer, np.int64),
