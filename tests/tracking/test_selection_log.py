@@ -19,3 +19,11 @@ def test_best_per_variant_takes_each_variants_maximum():
         "  helix test off, max hits per layer 2: DM efficiency 0.300 at threshold 0.9 (TrackML score 0.100)",
         "  helix test on , max hits per layer 1: DM efficiency 0.700 at threshold 0.5 (TrackML score 0.360)",
     ]
+
+
+def test_best_per_variant_without_selected_particles_goes_by_the_trackml_score():
+    # events without momenta (e.g. REDVID) have no DM efficiency: the selection decides on the TrackML score
+    rows = [{"helix_tolerance": None, "max_hits_per_layer": 1, "threshold": t, "dm_efficiency": None,
+             "trackml_score": score} for t, score in ((0.5, 0.2), (0.9, 0.4), (0.95, 0.3))]
+    assert _best_per_variant(rows) == \
+        "  helix test off, max hits per layer 1: DM efficiency n/a at threshold 0.9 (TrackML score 0.400)"

@@ -118,14 +118,17 @@ def embedding_select(model, cfg: dict, prep, val_data: EventArrays, device, amp)
 
 def _best_per_variant(rows: list[dict]) -> str:
     """One line per (helix test, layer limit) of the selection grid: its best threshold on the objective."""
+    def dm(r):  # None without selected particles (no momenta): the TrackML score decides, as in the selection
+        return (-np.inf if r["dm_efficiency"] is None else r["dm_efficiency"], r["trackml_score"])
+
     best: dict = {}
     for r in rows:
         key = (r["helix_tolerance"] is not None, r["max_hits_per_layer"])
-        if key not in best or r["dm_efficiency"] > best[key]["dm_efficiency"]:
+        if key not in best or dm(r) > dm(best[key]):
             best[key] = r
     return "\n".join(f"  helix test {'on ' if helix else 'off'}, max hits per layer {limit}: DM efficiency "
-                     f"{r['dm_efficiency']:.3f} at threshold {r['threshold']} (TrackML score {r['trackml_score']:.3f})"
-                     for (helix, limit), r in sorted(best.items()))
+                     f"{'n/a' if r['dm_efficiency'] is None else format(r['dm_efficiency'], '.3f')} at threshold "
+                     f"{r['threshold']} (TrackML score {r['trackml_score']:.3f})" for (helix, limit), r in sorted(best.items()))
 
 
 def embedding_tracks(outputs: dict, batch: dict, prep) -> np.ndarray:
