@@ -350,14 +350,14 @@ def select_threshold(events, params: dict, thresholds, layer_limits=None,
                 raise DataError(f"validation event lacks the per-hit field {HELIX_FIELD} (x, y, z) that the helix test "
                                 "of track formation fits (tracking.helix_quantile: null turns the test off)",
                                 event=int(event_id), column=HELIX_FIELD)
+    layers = [hit_layers(fields) for _, _, _, fields in events]
     if helix_quantile is not None:
-        layers = [hit_layers(fields) for _, _, _, fields in events]
         calibrated = calibrate_tolerance([(fields[HELIX_FIELD], fields["particle_id"], fields["pt"], layer)
                                           for (_, _, _, fields), layer in zip(events, layers)], float(helix_quantile))
         tolerances = [None] + ([calibrated] if calibrated is not None else [])
     prepared = []
-    for event_id, emb, blocks, fields in events:
-        layer = _layers_for(max(limits), hit_layers(fields), event_id)
+    for (event_id, emb, blocks, fields), codes in zip(events, layers):
+        layer = _layers_for(max(limits), codes, event_id)
         s, d, v = candidate_edges(emb, blocks, method=params["method"], k=params["k"])
         tests = {}
         for tol in tolerances:

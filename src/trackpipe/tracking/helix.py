@@ -49,10 +49,14 @@ def helix_sums(xyz) -> tuple[np.ndarray, np.ndarray]:
     hit alone, its phi measured from itself (so 0: small angles keep the sums exact to ~1e-12 mm²
     where absolute phi near pi would lose six digits). A set's sums measure phi from one reference
     angle, its root hit's: sums of other hits or sets join after `rephased` by `branch_shift`."""
-    r, _phi, z = hit_geometry(xyz)
+    r, phi, z = hit_geometry(xyz)
+    return _hit_sums(r, z), phi
+
+
+def _hit_sums(r: np.ndarray, z: np.ndarray) -> np.ndarray:
     w = r * r
     one, zero = np.ones_like(r), np.zeros_like(r)
-    return np.stack([w, w * r, w * r * r, zero, zero, zero, one, r, r * r, z, r * z, z * z], axis=1), _phi
+    return np.stack([w, w * r, w * r * r, zero, zero, zero, one, r, r * r, z, r * z, z * z], axis=1)
 
 
 def rephased(sums: np.ndarray, shift) -> np.ndarray:
@@ -204,8 +208,8 @@ class HelixTest:
         self.tolerance = check_tolerance(tolerance)
         if self.tolerance is None:
             raise ConfigError("a helix test needs a tolerance [transverse, z] in mm²")
-        self.sums, self.phi = helix_sums(xyz)
-        self.r, _, self.z = hit_geometry(xyz)
+        self.r, self.phi, self.z = hit_geometry(xyz)
+        self.sums = _hit_sums(self.r, self.z)
 
     @property
     def n_hits(self) -> int:

@@ -51,8 +51,8 @@ def reselect(model_dir, val, *, tracking: dict | None = None, events: int | None
     store = EventStore(val)
     n = int(events if events is not None else cfg["tracking"].get("selection_events", len(store.event_ids)))
     val_ids = store.event_ids[:n]
-    val_data = load_arrays(store, prep, val_ids, locality_settings(cfg), model_dir / "locality-cache"
-                           if locality_settings(cfg) is not None else None)
+    settings = locality_settings(cfg)
+    val_data = load_arrays(store, prep, val_ids, settings, model_dir / "locality-cache" if settings is not None else None)
     clustering = select(model, cfg, prep, val_data, device, amp_settings(cfg["training"]["amp"], device))
     if clustering is not None:
         prep.clustering = clustering
