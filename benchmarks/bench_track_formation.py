@@ -12,8 +12,12 @@ hllhc-pixel`):
     false edges;
  3. with --model-dir: DM efficiency (pT > 0.9 GeV) per region and the largest track, for track formation
     by connected components (with and without mutual kNN) and by layer-constrained greedy building
-    (limits 1 and 2; 1 also on mutual kNN edges), at several thresholds; and layer limit 1 after a geometric edge cut (|z0| < 150 mm,
-    |dphi/dr| < 6e-4 /mm), the cut that seeding uses.
+    (limits 1 and 2; 1 also on mutual kNN edges), at several thresholds; layer limit 1 after a geometric edge cut (|z0| < 150 mm,
+    |dphi/dr| < 6e-4 /mm), the cut that seeding uses; layer limit 1 with the helix test of `tracking.helix`
+    (tolerances: the 0.99 quantile of this event's true particles, as the selection calibrates them); and
+    layer limit 1 on the true candidate edges only (what the k candidates allow: the ceiling of any
+    test that only removes edges). Each row also gives the track-formation wall time (the helix test's
+    triplet support is computed once per variant, as the selection does, and counted in its first row).
 """
 
 from __future__ import annotations
@@ -69,7 +73,10 @@ def main() -> int:
     from trackpipe.locality.latency import region_efficiency
     from trackpipe.locality.pipeline import cluster_event
     from trackpipe.models.attention import AttentionMask
+    import time
+
     from trackpipe.tracking.embedding import candidate_edges, hit_layers, tracks_from_edges
+    from trackpipe.tracking.helix import HelixTest, calibrate_tolerance
     from trackpipe.train.locality import LOCALITY_DEFAULTS, blocks_for_event, locality_settings
 
     set_threads(args.threads)
@@ -115,20 +122,33 @@ def main() -> int:
         z0 = z_[src] - r_[src] * (z_[dst] - z_[src]) / safe
         dphi = np.remainder(phi_[dst] - phi_[src] + np.pi, 2 * np.pi) - np.pi
         cut = (np.abs(z0) < 150) & (np.abs(dphi / safe) < 6e-4)
-        variants = [("components, mutual kNN", True, 0, None), ("components", False, 0, None),
-                    ("layer limit 1", False, 1, None), ("layer limit 1, mutual kNN", True, 1, None),
-                    ("layer limit 2", False, 2, None),
-                    ("layer limit 1 + geometric cut", False, 1, cut)]
-        print("3. track formation                  threshold  DM barrel  DM endcap  DM all  largest track")
-        for name, mutual, limit, keep in variants:
+        xyz = hits[["x", "y", "z"]].to_numpy(np.float64)
+        hit_pt = pd.Series(pid).map(pt).fillna(0.0).to_numpy()
+        tolerance = calibrate_tolerance([(xyz, pid, hit_pt, layer)], 0.99)
+        helix = None if tolerance is None else HelixTest(xyz, tolerance)
+        variants = [("components, mutual kNN", True, 0, None, None), ("components", False, 0, None, None),
+                    ("layer limit 1", False, 1, None, None), ("layer limit 1, mutual kNN", True, 1, None, None),
+                    ("layer limit 2", False, 2, None, None),
+                    ("layer limit 1 + geometric cut", False, 1, cut, None),
+                    ("layer limit 1 + helix test", False, 1, None, helix),
+                    ("layer limit 1, true edges only", False, 1, true, None)]
+        print(f"3. track formation (k {args.k}; helix tolerance {tolerance} mm²)")
+        print("   variant                          threshold  DM barrel  DM endcap  DM all  largest track  seconds")
+        for name, mutual, limit, keep, test in variants:
+            if test is None and name.endswith("helix test"):
+                continue  # no true particle with >= 3 layers to calibrate on
             s, d, v = (src, dst, sim) if keep is None else (src[keep], dst[keep], sim[keep])
+            t0 = time.perf_counter()
+            supported = None if test is None else test.supported(s, d, layer)
             for thr in (0.0, 0.5, 0.9, 0.95, 0.98):
                 tracks = tracks_from_edges(len(hits), s, d, v, threshold=thr, mutual=mutual, max_hits_per_layer=limit,
-                                           layer=layer)
+                                           layer=layer, helix=test, supported=supported)
+                seconds, t0 = time.perf_counter() - t0, time.perf_counter()
                 sub = pd.DataFrame({"event_id": np.int64(eid), "hit_id": hits.hit_id.to_numpy(), "track_id": tracks})
                 dm = region_efficiency(hits, particles, sub)["regions"]
                 print(f"   {name:32s} {thr:9g}  {dm['barrel']['dm_efficiency']:9.3f}  {dm['endcap']['dm_efficiency']:9.3f}"
-                      f"  {dm['all']['dm_efficiency']:6.3f}  {np.bincount(tracks).max():13d}")
+                      f"  {dm['all']['dm_efficiency']:6.3f}  {np.bincount(tracks).max():13d}  {seconds:7.2f}")
+                t0 = time.perf_counter()
     return 0
 
 
