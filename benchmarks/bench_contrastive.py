@@ -188,6 +188,8 @@ def main() -> int:
                          "and track formation: what the learned embedding adds")
     ap.add_argument("--skip-forward", action="store_true", help="skip table 1 (the forward timing)")
     args = ap.parse_args()
+    if args.reselect and not args.model_dir:
+        ap.error("--reselect re-selects a trained model: give it with --model-dir")
     data = Path(args.data)
     section = _section(args.config)
 
